@@ -1,0 +1,179 @@
+package harness
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATS is an embedded NATS server with JetStream owned by one test.
+type NATS struct {
+	Server *server.Server
+}
+
+// StartNATS starts a fresh single-node NATS server with JetStream on a random
+// loopback port, storing into the test's temporary directory.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	opts := &server.Options{
+		ServerName: "single",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+	}
+	s := startServer(t, opts)
+	n := &NATS{Server: s}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return n
+}
+
+// URL is the client URL.
+func (n *NATS) URL() string { return n.Server.ClientURL() }
+
+func startServer(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("nats server %s not ready", opts.ServerName)
+	}
+	return s
+}
+
+// Cluster is a three-node (or n-node) embedded NATS cluster with JetStream,
+// whose nodes can be stopped and restarted on the same ports and store.
+type Cluster struct {
+	t     testing.TB
+	mu    sync.Mutex
+	opts  []*server.Options
+	nodes []*server.Server
+}
+
+// StartCluster starts an n-node JetStream cluster on free loopback ports.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	clientPorts := make([]int, n)
+	routePorts := make([]int, n)
+	for i := range n {
+		clientPorts[i] = FreePort(t)
+		routePorts[i] = FreePort(t)
+	}
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
+	}
+	base := t.TempDir()
+	for i := range n {
+		c.opts = append(c.opts, &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       clientPorts[i],
+			JetStream:  true,
+			StoreDir:   filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+			NoLog:      true,
+			NoSigs:     true,
+			MaxPayload: 1 << 20,
+			Cluster: server.ClusterOpts{
+				Name: "payflow-test",
+				Host: "127.0.0.1",
+				Port: routePorts[i],
+			},
+			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+	}
+	c.nodes = make([]*server.Server, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := server.NewServer(c.opts[i])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			go s.Start()
+			if !s.ReadyForConnections(15 * time.Second) {
+				errs[i] = fmt.Errorf("node %d not ready", i+1)
+			}
+			c.nodes[i] = s
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("cluster: %v", err)
+		}
+	}
+	t.Cleanup(c.shutdown)
+	c.waitForMeta()
+	return c
+}
+
+// URLs is a comma-separated list of every node's client URL.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.opts))
+	for i, o := range c.opts {
+		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Stop shuts node i (0-based) down.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.nodes[i]; s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+		c.nodes[i] = nil
+	}
+}
+
+// Restart starts node i again with its ports and store.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.Stop(i)
+	c.mu.Lock()
+	c.nodes[i] = startServer(c.t, c.opts[i])
+	c.mu.Unlock()
+	c.waitForMeta()
+}
+
+func (c *Cluster) shutdown() {
+	for i := range c.nodes {
+		c.Stop(i)
+	}
+}
+
+// waitForMeta waits until the JetStream meta group has a leader.
+func (c *Cluster) waitForMeta() {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, s := range c.nodes {
+			if s != nil && s.JetStreamIsLeader() {
+				c.mu.Unlock()
+				return
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster: no JetStream meta leader after 20s")
+}

@@ -1,0 +1,168 @@
+// Package harness starts the real servers that integration tests run against:
+// an embedded NATS server with JetStream (single node or a three-node cluster)
+// and a real redis-server process. Every server is fresh per test, listens on a
+// free loopback port, keeps its data in the test's temporary directory and is
+// shut down by t.Cleanup.
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Redis is a redis-server process owned by one test.
+type Redis struct {
+	t    testing.TB
+	port int
+	dir  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartRedis starts redis-server on a free loopback port with persistence off.
+// It fails the test with a clear message when redis-server is not installed:
+// the README's test command installs it.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not installed: run the README's test command (make test), which installs it, or apt-get install redis-server")
+	}
+	r := &Redis{t: t, dir: t.TempDir()}
+	var lastErr error
+	for range 5 {
+		r.port = FreePort(t)
+		if lastErr = r.start(); lastErr == nil {
+			t.Cleanup(r.Stop)
+			return r
+		}
+	}
+	t.Fatalf("start redis-server: %v", lastErr)
+	return nil
+}
+
+// Addr is host:port of the server.
+func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+
+// URL is a redis:// URL for the server.
+func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+func (r *Redis) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	logPath := filepath.Join(r.dir, "redis.log")
+	cmd := exec.Command("redis-server",
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(r.port),
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", r.dir,
+		"--logfile", logPath,
+		"--daemonize", "no",
+	)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server exited: %v: %s", err, tail(b, 400))
+		default:
+		}
+		if ping(r.Addr()) == nil {
+			r.cmd = cmd
+			go func() { <-done }() // reap when it exits later
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	return fmt.Errorf("redis-server on port %d not ready after 10s", r.port)
+}
+
+// Stop kills the server (as a crash would). Safe to call twice.
+func (r *Redis) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	// Wait until the port is released so that a restart can bind it.
+	for range 200 {
+		if ping(r.Addr()) != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.cmd = nil
+}
+
+// Restart starts the server again on the same port, empty (persistence is off,
+// as with a Redis that lost its data).
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Stop()
+	var err error
+	for range 50 {
+		if err = r.start(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("restart redis-server: %v", err)
+}
+
+func ping(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}

@@ -24,9 +24,9 @@ type csPaymentRequest struct {
 		CommerceIndicator    string   `json:"commerceIndicator"`
 		AuthorizationOptions *struct {
 			Initiator *struct {
-				Type                          string `json:"type"`
-				CredentialStoredOnFile        bool   `json:"credentialStoredOnFile"`
-				StoredCredentialUsed          bool   `json:"storedCredentialUsed"`
+				Type                         string `json:"type"`
+				CredentialStoredOnFile       bool   `json:"credentialStoredOnFile"`
+				StoredCredentialUsed         bool   `json:"storedCredentialUsed"`
 				MerchantInitiatedTransaction *struct {
 					Reason                   string `json:"reason"`
 					PreviousTransactionID    string `json:"previousTransactionId"`

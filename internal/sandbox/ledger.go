@@ -55,12 +55,12 @@ type Charge struct {
 
 // Credential is what a charge said about stored credentials.
 type Credential struct {
-	InitiatorType         string `json:"initiatorType,omitempty"`
+	InitiatorType          string `json:"initiatorType,omitempty"`
 	CredentialStoredOnFile bool   `json:"credentialStoredOnFile,omitempty"`
-	StoredCredentialUsed  bool   `json:"storedCredentialUsed,omitempty"`
-	Reason                string `json:"reason,omitempty"`
-	PreviousTransactionID string `json:"previousTransactionId,omitempty"`
-	OriginalAmount        string `json:"originalAuthorizedAmount,omitempty"`
+	StoredCredentialUsed   bool   `json:"storedCredentialUsed,omitempty"`
+	Reason                 string `json:"reason,omitempty"`
+	PreviousTransactionID  string `json:"previousTransactionId,omitempty"`
+	OriginalAmount         string `json:"originalAuthorizedAmount,omitempty"`
 }
 
 // TokenRequest is one call to the TTC token endpoint.

@@ -55,22 +55,22 @@ type Sandbox struct {
 	ca         *authority
 	serverCert tls.Certificate
 
-	mu           sync.Mutex
-	rng          *mrand.Rand
-	faults       Faults
-	tokens       map[string]*issuedToken
-	charges      []*Charge
-	byID         map[string]*Charge
-	byTxnID      map[string]*Charge
-	usedTxnIDs   map[string]bool
-	tms          map[string]storedCard
-	tokenReqs    []*TokenRequest
-	callbacks    map[string]*CallbackRecord
-	cbOrder      []string
-	cbRejected   int
-	handshakes   int
-	timeoutRevs  []TimeoutReversal
-	idSeq        uint64
+	mu          sync.Mutex
+	rng         *mrand.Rand
+	faults      Faults
+	tokens      map[string]*issuedToken
+	charges     []*Charge
+	byID        map[string]*Charge
+	byTxnID     map[string]*Charge
+	usedTxnIDs  map[string]bool
+	tms         map[string]storedCard
+	tokenReqs   []*TokenRequest
+	callbacks   map[string]*CallbackRecord
+	cbOrder     []string
+	cbRejected  int
+	handshakes  int
+	timeoutRevs []TimeoutReversal
+	idSeq       uint64
 }
 
 type issuedToken struct {

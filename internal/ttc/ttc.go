@@ -1,0 +1,264 @@
+// Package ttc is the client for TTC's Payment Gateway: the CyberSource token
+// endpoint (access token plus mTLS certificate and key) and the callback
+// endpoint that tells TTC about a charge.
+//
+// Errors are *Error values with a Kind; no error string ever carries an
+// access token, a private key or an API key.
+package ttc
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Base URLs of the two environments the integration guide names.
+const (
+	UATBaseURL        = "https://paymentgateway.uat.travcorpservices.com"
+	ProductionBaseURL = "https://paymentgateway.travcorpservices.com"
+)
+
+// TimeoutDefault bounds one HTTP call to TTC.
+const TimeoutDefault = 10 * time.Second
+
+// BaseURLFor returns the base URL of a named environment ("uat" or
+// "production").
+func BaseURLFor(env string) (string, error) {
+	switch env {
+	case "uat":
+		return UATBaseURL, nil
+	case "production":
+		return ProductionBaseURL, nil
+	}
+	return "", fmt.Errorf("unknown TTC environment %q (want uat or production)", env)
+}
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL of the gateway, e.g. UATBaseURL or a sandbox.
+	BaseURL string
+	// APIKeys maps each integrator this deployment serves to its x-api-key.
+	APIKeys map[string]string
+	// Timeout bounds one call. Defaults to TimeoutDefault.
+	Timeout time.Duration
+	// HTTPClient overrides the transport (tests). Its Timeout is not used.
+	HTTPClient *http.Client
+}
+
+// Client talks to TTC's Payment Gateway. It is safe for concurrent use.
+type Client struct {
+	base    string
+	keys    map[string]string
+	timeout time.Duration
+	http    *http.Client
+}
+
+// New validates the configuration and builds a client.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("ttc: base URL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	if len(cfg.APIKeys) == 0 {
+		return nil, errors.New("ttc: no API key configured for any integrator")
+	}
+	for name, k := range cfg.APIKeys {
+		if name == "" || k == "" {
+			return nil, fmt.Errorf("ttc: integrator %q has an empty name or API key", name)
+		}
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		}}
+	}
+	return &Client{
+		base:    strings.TrimRight(cfg.BaseURL, "/"),
+		keys:    cfg.APIKeys,
+		timeout: cmp.Or(cfg.Timeout, TimeoutDefault),
+		http:    hc,
+	}, nil
+}
+
+// Integrators lists the integrators that have an API key.
+func (c *Client) Integrators() []string {
+	out := make([]string, 0, len(c.keys))
+	for n := range c.keys {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Token is what the token endpoint hands out. String() never shows the
+// secrets.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	// ExpiresAt is conservative: the time the request was sent plus
+	// expires_in, so clock time spent in flight counts against it.
+	ExpiresAt time.Time
+	Lifetime  time.Duration
+	CertPEM   []byte
+	KeyPEM    []byte
+}
+
+// String redacts everything secret.
+func (t *Token) String() string {
+	return fmt.Sprintf("ttc.Token{type:%s expires:%s cert:%dB key:redacted token:redacted}",
+		t.TokenType, t.ExpiresAt.UTC().Format(time.RFC3339), len(t.CertPEM))
+}
+
+// GoString redacts too, for %#v.
+func (t *Token) GoString() string { return t.String() }
+
+type tokenResponse struct {
+	Message     string `json:"message"`
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	MTLSKey     string `json:"mTls_key"`
+	MTLSCert    string `json:"mTls_cert"`
+}
+
+// Token requests an access token and the mTLS pair for a merchant. The
+// response is validated: a Bearer token, expires_in > 0, and a certificate
+// and key that parse and belong together.
+func (c *Client) Token(ctx context.Context, integrator, merchantID string) (*Token, error) {
+	const op = "token"
+	key, ok := c.keys[integrator]
+	if !ok {
+		return nil, &Error{Op: op, Kind: KindNoAPIKey, Message: "no API key configured for integrator " + integrator}
+	}
+	body, _ := json.Marshal(map[string]string{"merchantId": merchantID})
+	sent := time.Now()
+	status, b, err := c.post(ctx, "/cybersource/token/"+url.PathEscape(integrator), key, body)
+	if err != nil {
+		return nil, &Error{Op: op, Kind: KindTransient, Err: err}
+	}
+	if status != http.StatusOK {
+		return nil, statusError(op, status, b)
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(b, &tr); err != nil {
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: "token response is not JSON"}
+	}
+	switch {
+	case tr.AccessToken == "":
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: "token response has no access_token"}
+	case !strings.EqualFold(tr.TokenType, "Bearer"):
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: fmt.Sprintf("token_type %.20q is not Bearer", tr.TokenType)}
+	case tr.ExpiresIn <= 0:
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: fmt.Sprintf("expires_in %d is not positive", tr.ExpiresIn)}
+	}
+	if _, err := tls.X509KeyPair([]byte(tr.MTLSCert), []byte(tr.MTLSKey)); err != nil {
+		// err from crypto/tls names the problem, never the key material.
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: "mTls_cert and mTls_key do not form a valid pair", Err: err}
+	}
+	life := time.Duration(tr.ExpiresIn) * time.Second
+	return &Token{
+		AccessToken: tr.AccessToken,
+		TokenType:   "Bearer",
+		ExpiresAt:   sent.Add(life),
+		Lifetime:    life,
+		CertPEM:     []byte(tr.MTLSCert),
+		KeyPEM:      []byte(tr.MTLSKey),
+	}, nil
+}
+
+// Callback is the body of POST /cybersource/oauth/callback.
+type Callback struct {
+	MerchantID    string `json:"merchantId"`
+	TransactionID string `json:"transactionId"`
+	BookingID     string `json:"bookingId"`
+	Currency      string `json:"currency"`
+	Amount        string `json:"amount"`
+}
+
+// Callback tells TTC about a charge. nil means TTC answered 2xx.
+func (c *Client) Callback(ctx context.Context, integrator string, cb Callback) error {
+	const op = "callback"
+	key, ok := c.keys[integrator]
+	if !ok {
+		return &Error{Op: op, Kind: KindNoAPIKey, Message: "no API key configured for integrator " + integrator}
+	}
+	body, _ := json.Marshal(cb)
+	status, b, err := c.post(ctx, "/cybersource/oauth/callback", key, body)
+	if err != nil {
+		return &Error{Op: op, Kind: KindTransient, Err: err}
+	}
+	if status/100 == 2 {
+		return nil
+	}
+	return statusError(op, status, b)
+}
+
+func (c *Client) post(ctx context.Context, path, apiKey string, body []byte) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-api-key", apiKey)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// statusError maps a non-success status to a Kind, per the guide's tables.
+func statusError(op string, status int, body []byte) *Error {
+	e := &Error{Op: op, Status: status, Message: serverMessage(body)}
+	switch {
+	case status == http.StatusBadRequest:
+		e.Kind = KindInvalidRequest
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Kind = KindBadAPIKey
+	case status == http.StatusNotFound && op == "token":
+		e.Kind = KindNoRefreshToken
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		e.Kind = KindTransient
+	default:
+		e.Kind = KindUnexpected
+	}
+	return e
+}
+
+// serverMessage takes the "message" of a JSON error body, short and printable.
+func serverMessage(body []byte) string {
+	var m struct {
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(body, &m)
+	s := m.Message
+	if len(s) > 160 {
+		s = s[:160]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -303,3 +303,15 @@ func (s *Sandbox) IntegratorNames() map[string]struct{} {
 	}
 	return m
 }
+
+// TokenExpiry is the ground truth for a token the sandbox issued: when it
+// expires, and whether it is known and not revoked.
+func (s *Sandbox) TokenExpiry(token string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tokens[token]
+	if t == nil || t.revoked {
+		return time.Time{}, false
+	}
+	return t.expires, true
+}

@@ -1,0 +1,437 @@
+package tokencache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ttcpay/payflow/internal/cybs"
+	"github.com/ttcpay/payflow/internal/harness"
+	"github.com/ttcpay/payflow/internal/sandbox"
+	"github.com/ttcpay/payflow/internal/tokencache"
+	"github.com/ttcpay/payflow/internal/ttc"
+)
+
+type bundle struct {
+	sb    *sandbox.Server
+	redis *harness.Redis
+	key   []byte
+}
+
+func setup(t *testing.T, lifetime time.Duration) *bundle {
+	t.Helper()
+	sb, err := sandbox.Listen(sandbox.Config{
+		TokenLifetime: lifetime,
+		Integrators: map[string]sandbox.Integrator{
+			"costco": {APIKey: "key-costco"},
+			"acme":   {APIKey: "key-acme"},
+		},
+		// Token requests take a while, as real ones do, so that any overlap shows.
+		Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{"token": {Fixed: sandbox.Duration(20 * time.Millisecond)}}},
+	}, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return &bundle{sb: sb, redis: harness.StartRedis(t), key: key}
+}
+
+func (b *bundle) ttc(t *testing.T) *ttc.Client {
+	c, err := ttc.New(ttc.Config{BaseURL: b.sb.TTCURL, APIKeys: map[string]string{"costco": "key-costco", "acme": "key-acme"}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pod is one "pod": its own Redis client, TTC client and cache.
+func (b *bundle) pod(t *testing.T, o tokencache.Options) (*tokencache.Cache, *redis.Client) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, PoolSize: 64})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st, err := tokencache.NewRedisStore(rdb, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Poll == 0 {
+		o.Poll = 10 * time.Millisecond
+	}
+	if o.Recheck == 0 {
+		o.Recheck = 50 * time.Millisecond
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = 5 * time.Second
+	}
+	return tokencache.New(b.ttc(t), st, o), rdb
+}
+
+type stressResult struct {
+	calls, errs, expired, unknown int64
+	requests, overlapping         int
+}
+
+// stress runs pods × goroutines asking for credentials without pause for
+// the given number of token lifetimes; during, runs at the given fraction.
+func stress(t *testing.T, b *bundle, lifetime time.Duration, lifetimes, pods, goroutines int, o tokencache.Options, during func()) stressResult {
+	caches := make([]*tokencache.Cache, pods)
+	for i := range caches {
+		caches[i], _ = b.pod(t, o)
+	}
+	var res stressResult
+	deadline := time.Now().Add(time.Duration(lifetimes) * lifetime)
+	var wg sync.WaitGroup
+	for _, c := range caches {
+		for range goroutines {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					cr, err := c.Get(ctx, "costco", "m1")
+					got := time.Now() // when the caller got it
+					cancel()
+					atomic.AddInt64(&res.calls, 1)
+					if err != nil {
+						atomic.AddInt64(&res.errs, 1)
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					// Ground truth: the sandbox's own expiry of this token, at
+					// the moment the caller received it.
+					exp, ok := b.sb.TokenExpiry(cr.AccessToken)
+					switch {
+					case !ok:
+						atomic.AddInt64(&res.unknown, 1)
+					case !got.Before(exp):
+						atomic.AddInt64(&res.expired, 1)
+					}
+				}
+			})
+		}
+	}
+	if during != nil {
+		during()
+	}
+	wg.Wait()
+	for _, r := range b.sb.Ledger().TokenRequests {
+		if r.Integrator == "costco" && r.MerchantID == "m1" {
+			res.requests++
+			if r.Overlapped {
+				res.overlapping++
+			}
+		}
+	}
+	return res
+}
+
+func TestStressOneRefreshPerLifetime(t *testing.T) {
+	const lifetime = 2 * time.Second
+	const lifetimes = 5
+	cases := []struct {
+		name string
+		o    tokencache.Options
+		// maxRequests: with refresh ahead at fraction a of the lifetime, a
+		// token is replaced after at least (1-a)·L, so 5 lifetimes hold at
+		// most floor(5/(1-a)) + 1 requests.
+		maxRequests int
+	}{
+		{"RefreshAt10PercentLeft", tokencache.Options{RefreshAhead: 0.10}, lifetimes + 1},
+		{"DefaultRefreshAt20PercentLeft", tokencache.Options{}, 6 + 1 /* floor(5/0.8)+1 */},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setup(t, lifetime)
+			r := stress(t, b, lifetime, lifetimes, 4, 32, tc.o, nil)
+			t.Logf("%d Get calls by 4 pods x 32 goroutines over %d lifetimes of %v: %d token requests (bound %d), %d overlapping, %d errors, %d expired, %d unknown",
+				r.calls, lifetimes, lifetime, r.requests, tc.maxRequests, r.overlapping, r.errs, r.expired, r.unknown)
+			if r.requests > tc.maxRequests || r.requests < lifetimes {
+				t.Errorf("token requests %d, want %d..%d", r.requests, lifetimes, tc.maxRequests)
+			}
+			if r.overlapping != 0 {
+				t.Errorf("%d overlapping token requests", r.overlapping)
+			}
+			if r.expired != 0 || r.unknown != 0 {
+				t.Errorf("%d expired and %d unknown tokens handed out", r.expired, r.unknown)
+			}
+			if r.errs != 0 {
+				t.Errorf("%d errors with Redis and TTC up", r.errs)
+			}
+		})
+	}
+}
+
+func TestStressRedisRestart(t *testing.T) {
+	const lifetime = 2 * time.Second
+	b := setup(t, lifetime)
+	r := stress(t, b, lifetime, 5, 4, 32, tokencache.Options{}, func() {
+		time.Sleep(3 * time.Second)
+		b.redis.Stop()
+		time.Sleep(2 * time.Second) // longer than the rest of the token's life
+		b.redis.Restart()
+	})
+	t.Logf("Redis down 2s of 10s: %d calls, %d errors, %d expired, %d unknown, %d token requests, %d overlapping",
+		r.calls, r.errs, r.expired, r.unknown, r.requests, r.overlapping)
+	if r.expired != 0 || r.unknown != 0 {
+		t.Fatalf("%d expired and %d unknown tokens handed out", r.expired, r.unknown)
+	}
+	if r.errs == 0 {
+		t.Error("no errors while Redis was down longer than the token lived: the test did not bite")
+	}
+	// Working again.
+	c, _ := b.pod(t, tokencache.Options{})
+	if _, err := c.Get(context.Background(), "costco", "m1"); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	b := setup(t, time.Minute)
+	c, rdb := b.pod(t, tokencache.Options{})
+	ctx := context.Background()
+	seen := map[string]string{}
+	for _, in := range []string{"costco", "acme"} {
+		for _, m := range []string{"m1", "m2"} {
+			cr, err := c.Get(ctx, in, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, _ := x509.ParseCertificate(cr.Certificate.Certificate[0])
+			if leaf.Subject.CommonName != in+":"+m {
+				t.Fatalf("%s/%s got the certificate of %s", in, m, leaf.Subject.CommonName)
+			}
+			if other, dup := seen[cr.AccessToken]; dup {
+				t.Fatalf("%s/%s shares a token with %s", in, m, other)
+			}
+			seen[cr.AccessToken] = in + "/" + m
+			if n, _ := rdb.Exists(ctx, tokencache.RedisKey(in, m)).Result(); n != 1 {
+				t.Fatalf("no Redis entry for %s/%s", in, m)
+			}
+		}
+	}
+	if n := len(b.sb.Ledger().TokenRequests); n != 4 {
+		t.Fatalf("%d token requests, want 4", n)
+	}
+	// A second pod gets all four from Redis, asking TTC nothing.
+	c2, _ := b.pod(t, tokencache.Options{})
+	for _, in := range []string{"costco", "acme"} {
+		for _, m := range []string{"m1", "m2"} {
+			cr, err := c2.Get(ctx, in, m)
+			if err != nil || seen[cr.AccessToken] != in+"/"+m {
+				t.Fatalf("second pod %s/%s: %v", in, m, err)
+			}
+		}
+	}
+	if n := len(b.sb.Ledger().TokenRequests); n != 4 {
+		t.Fatalf("%d token requests after the second pod, want 4", n)
+	}
+}
+
+func TestRedisHoldsNoSecrets(t *testing.T) {
+	b := setup(t, time.Minute)
+	c, rdb := b.pod(t, tokencache.Options{})
+	ctx := context.Background()
+	cr, err := c.Get(ctx, "costco", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	if len(keys) == 0 {
+		t.Fatal("nothing in Redis")
+	}
+	for _, k := range keys {
+		var raw string
+		switch typ, _ := rdb.Type(ctx, k).Result(); typ {
+		case "hash":
+			m, _ := rdb.HGetAll(ctx, k).Result()
+			raw = fmt.Sprint(m)
+		case "string":
+			raw, _ = rdb.Get(ctx, k).Result()
+		}
+		if strings.Contains(raw, cr.AccessToken) || strings.Contains(raw, "PRIVATE KEY") || strings.Contains(raw, "CERTIFICATE") {
+			t.Fatalf("Redis key %s holds a secret in plaintext", k)
+		}
+	}
+	// Another key cannot read it, and a tampered value is refused.
+	other := make([]byte, 32)
+	st, _ := tokencache.NewRedisStore(rdb, other)
+	if _, err := tokencache.New(b.ttc(t), st, tokencache.Options{}).Get(ctx, "costco", "m1"); err == nil || strings.Contains(err.Error(), cr.AccessToken) {
+		t.Fatalf("read with the wrong key: %v", err)
+	}
+}
+
+func TestInvalidateAfter401(t *testing.T) {
+	b := setup(t, time.Minute)
+	c, _ := b.pod(t, tokencache.Options{})
+	ctx := context.Background()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b.sb.CACertPEM())
+	cs, _ := cybs.New(cybs.Config{BaseURL: b.sb.CybsURL, RootCAs: pool})
+	pay := func(cr *tokencache.Credentials, txn string) error {
+		_, err := cs.Authorize(ctx, cybs.Credentials{Key: cr.Key(), Generation: cr.Generation, AccessToken: cr.AccessToken, Certificate: cr.Certificate},
+			&cybs.PaymentRequest{
+				ClientReferenceInformation: cybs.ClientReference{Code: txn, TransactionID: txn},
+				PaymentInformation:         cybs.PaymentInformation{Card: &cybs.Card{Number: "4111111111111111", ExpirationMonth: "12", ExpirationYear: "2031"}},
+				OrderInformation: cybs.OrderInformation{AmountDetails: cybs.AmountDetails{TotalAmount: "1.00", Currency: "USD"},
+					BillTo: &cybs.BillTo{FirstName: "J", LastName: "D", Address1: "1", Locality: "x", AdministrativeArea: "CA", PostalCode: "1", Country: "US", Email: "a@b.c"}},
+			})
+		return err
+	}
+	cr1, err := c.Get(ctx, "costco", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pay(cr1, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	b.sb.RevokeTokens("costco", "m1")
+	err = pay(cr1, "t2")
+	if cybs.OutcomeOf(err) != cybs.OutcomeCredentialsRejected {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if err := c.Invalidate(ctx, cr1); err != nil {
+		t.Fatal(err)
+	}
+	cr2, err := c.Get(ctx, "costco", "m1")
+	if err != nil || cr2.Generation != cr1.Generation+1 || cr2.AccessToken == cr1.AccessToken {
+		t.Fatalf("after invalidate: gen %d→%d err %v", cr1.Generation, cr2.Generation, err)
+	}
+	if err := pay(cr2, "t3"); err != nil {
+		t.Fatalf("with the new token: %v", err)
+	}
+	// A late invalidation of the old token (another pod's 401) keeps the new one.
+	c2, _ := b.pod(t, tokencache.Options{})
+	if err := c2.Invalidate(ctx, cr1); err != nil {
+		t.Fatal(err)
+	}
+	before := len(b.sb.Ledger().TokenRequests)
+	cr3, err := c2.Get(ctx, "costco", "m1")
+	if err != nil || cr3.AccessToken != cr2.AccessToken {
+		t.Fatalf("stale invalidation replaced the token: %v", err)
+	}
+	if after := len(b.sb.Ledger().TokenRequests); after != before {
+		t.Fatalf("stale invalidation caused %d token requests", after-before)
+	}
+	if s := c.Stats(); s.Invalidations != 1 || s.Refreshes != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestWaiterBoundedByContext(t *testing.T) {
+	b := setup(t, time.Minute)
+	// TTC is slow: one pod refreshes, another waits for it.
+	_ = b.sb.SetFaults(sandbox.Faults{Latency: map[string]sandbox.Latency{"token": {Fixed: sandbox.Duration(600 * time.Millisecond)}}})
+	c1, _ := b.pod(t, tokencache.Options{})
+	c2, _ := b.pod(t, tokencache.Options{})
+	go func() { _, _ = c1.Get(context.Background(), "costco", "m1") }()
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c2.Get(ctx, "costco", "m1"); !errors.Is(err, tokencache.ErrNoCredentials) {
+		t.Fatalf("waiter past its deadline: %v", err)
+	}
+	cr, err := c2.Get(context.Background(), "costco", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.sb.Ledger().TokenRequests); n != 1 || c2.Stats().LockWaits == 0 {
+		t.Fatalf("%d token requests, lock waits %d", n, c2.Stats().LockWaits)
+	}
+	_ = cr
+}
+
+func TestTTCErrorsPropagate(t *testing.T) {
+	b := setup(t, time.Minute)
+	c, _ := b.pod(t, tokencache.Options{})
+	_ = b.sb.SetFaults(sandbox.Faults{Errors: map[string]sandbox.ErrorFault{"token": {Rate: 1, Status: 500}}})
+	_, err := c.Get(context.Background(), "costco", "m1")
+	if ttc.KindOf(err) != ttc.KindTransient {
+		t.Fatalf("500: %v", err)
+	}
+	_ = b.sb.SetFaults(sandbox.Faults{})
+	if _, err := c.Get(context.Background(), "costco", "m1"); err != nil {
+		t.Fatalf("after TTC recovered: %v", err)
+	}
+	if s := c.Stats(); s.RefreshFailures != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestMemoryStore(t *testing.T) {
+	b := setup(t, 2*time.Second)
+	c := tokencache.New(b.ttc(t), tokencache.NewMemoryStore(), tokencache.Options{Recheck: 20 * time.Millisecond})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var expired atomic.Int64
+	deadline := time.Now().Add(5 * time.Second)
+	for range 16 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				cr, err := c.Get(ctx, "costco", "m1")
+				got := time.Now()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if exp, ok := b.sb.TokenExpiry(cr.AccessToken); !ok || !got.Before(exp) {
+					expired.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	l := b.sb.Ledger()
+	if len(l.TokenRequests) > 3+1 /* floor(2.5/0.8)+1 */ || l.OverlappingTokenRequests() != 0 || expired.Load() != 0 {
+		t.Fatalf("%d requests, %d overlapping, %d expired", len(l.TokenRequests), l.OverlappingTokenRequests(), expired.Load())
+	}
+	cr, _ := c.Get(ctx, "costco", "m1")
+	_ = c.Invalidate(ctx, cr)
+	cr2, err := c.Get(ctx, "costco", "m1")
+	if err != nil || cr2.Generation != cr.Generation+1 {
+		t.Fatalf("memory invalidate: %v", err)
+	}
+}
+
+func TestCredentialsStringRedacts(t *testing.T) {
+	cr := &tokencache.Credentials{Integrator: "costco", MerchantID: "m", AccessToken: "secret-token", KeyPEM: []byte("-----BEGIN PRIVATE KEY-----")}
+	for _, s := range []string{cr.String(), fmt.Sprintf("%v %+v %#v", cr, cr, cr)} {
+		if strings.Contains(s, "secret-token") || strings.Contains(s, "PRIVATE") {
+			t.Fatalf("leak: %s", s)
+		}
+	}
+}
+
+// BenchmarkGetHot measures the hot path: credentials served from the
+// in-process layer while the token is fresh (no Redis round trip).
+func BenchmarkGetHot(b *testing.B) {
+	sb, err := sandbox.Listen(sandbox.Config{Integrators: map[string]sandbox.Integrator{"costco": {APIKey: "k"}}}, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	tc, _ := ttc.New(ttc.Config{BaseURL: sb.TTCURL, APIKeys: map[string]string{"costco": "k"}})
+	c := tokencache.New(tc, tokencache.NewMemoryStore(), tokencache.Options{})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "costco", "m1"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Get(ctx, "costco", "m1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+

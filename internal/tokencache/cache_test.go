@@ -434,4 +434,3 @@ func BenchmarkGetHot(b *testing.B) {
 		}
 	})
 }
-

@@ -1,0 +1,407 @@
+// Package intent is the payment intent that upstream systems publish, version
+// 1: its JSON shape, its decoding and validation (one message per broken
+// field), and the CyberSource request the worker builds from it. The worker
+// and the publisher share it.
+package intent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxSize is the largest intent accepted, in bytes.
+const MaxSize = 16 << 10
+
+// Version is the only intent version this code reads.
+const Version = 1
+
+// Intent is a payment intent, version 1.
+type Intent struct {
+	Version    int     `json:"version"`
+	IntentID   string  `json:"intentId"`
+	Integrator string  `json:"integrator"`
+	MerchantID string  `json:"merchantId"`
+	BookingID  string  `json:"bookingId"`
+	Reference  string  `json:"reference"`
+	Amount     string  `json:"amount"`
+	Currency   string  `json:"currency"`
+	Capture    *bool   `json:"capture"`
+	Tokenize   bool    `json:"tokenize,omitempty"`
+	Card       *Card   `json:"card,omitempty"`
+	BillTo     *BillTo `json:"billTo,omitempty"`
+}
+
+// Captures reports whether the intent is a sale (true) or an authorization
+// only (false).
+func (in *Intent) Captures() bool { return in.Capture != nil && *in.Capture }
+
+// Card is the card to charge. String and GoString mask the number and hide
+// the security code.
+type Card struct {
+	Number          string `json:"number"`
+	ExpirationMonth string `json:"expirationMonth"`
+	ExpirationYear  string `json:"expirationYear"`
+	SecurityCode    string `json:"securityCode,omitempty"`
+}
+
+func (c Card) String() string {
+	return fmt.Sprintf("card{%s %s/%s}", MaskPAN(c.Number), c.ExpirationMonth, c.ExpirationYear)
+}
+
+// GoString masks too.
+func (c Card) GoString() string { return c.String() }
+
+// MaskPAN keeps the last four digits of a card number.
+func MaskPAN(n string) string {
+	if len(n) <= 4 {
+		return "****"
+	}
+	return "****" + n[len(n)-4:]
+}
+
+// BillTo is the billing contact.
+type BillTo struct {
+	FirstName          string `json:"firstName"`
+	LastName           string `json:"lastName"`
+	Address1           string `json:"address1"`
+	Address2           string `json:"address2,omitempty"`
+	Locality           string `json:"locality"`
+	AdministrativeArea string `json:"administrativeArea"`
+	PostalCode         string `json:"postalCode"`
+	Country            string `json:"country"`
+	Email              string `json:"email"`
+	PhoneNumber        string `json:"phoneNumber,omitempty"`
+}
+
+// Problem is one broken field.
+type Problem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every broken field of an intent. Its text names
+// fields, never card data.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Message
+	}
+	return "invalid intent: " + strings.Join(parts, "; ")
+}
+
+// Decode reads and validates one intent. Any error is a *ValidationError:
+// the intent is bad and will stay bad.
+func Decode(data []byte, now time.Time) (*Intent, error) {
+	if len(data) > MaxSize {
+		return nil, &ValidationError{[]Problem{{"intent", fmt.Sprintf("is %d bytes, more than the limit of %d", len(data), MaxSize)}}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var in Intent
+	if err := dec.Decode(&in); err != nil {
+		return nil, &ValidationError{[]Problem{{"intent", "is not valid JSON for intent version 1: " + jsonProblem(err)}}}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &ValidationError{[]Problem{{"intent", "has data after the JSON object"}}}
+	}
+	if err := in.Validate(now); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// jsonProblem describes a decoding error without quoting the input (which
+// could hold a card number).
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s must be %s, not %s", te.Field, te.Type, te.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed"
+}
+
+// Validate checks every field and returns a *ValidationError listing each
+// problem, or nil.
+func (in *Intent) Validate(now time.Time) error {
+	var ps []Problem
+	bad := func(field, msg string) { ps = append(ps, Problem{field, msg}) }
+
+	if in.Version != Version {
+		bad("version", fmt.Sprintf("must be %d, got %d", Version, in.Version))
+	}
+	checkID(bad, "intentId", in.IntentID, 64, true)
+	checkID(bad, "integrator", in.Integrator, 64, false)
+	checkID(bad, "merchantId", in.MerchantID, 64, false)
+	checkText(bad, "bookingId", in.BookingID, 64)
+	checkText(bad, "reference", in.Reference, 50)
+	decimals, knownCurrency := MinorUnits(in.Currency)
+	switch {
+	case in.Currency == "":
+		bad("currency", "is required")
+	case !knownCurrency:
+		bad("currency", "is not an ISO 4217 currency code")
+	}
+	if msg := checkAmount(in.Amount, decimals, knownCurrency); msg != "" {
+		bad("amount", msg)
+	}
+	if in.Capture == nil {
+		bad("capture", "is required (true: sale, false: authorize only)")
+	}
+	if in.Card == nil {
+		bad("card", "is required")
+	} else {
+		checkCard(bad, in.Card, now)
+	}
+	if in.BillTo == nil {
+		bad("billTo", "is required")
+	} else {
+		checkBillTo(bad, in.BillTo)
+	}
+	if len(ps) > 0 {
+		return &ValidationError{ps}
+	}
+	return nil
+}
+
+func checkID(bad func(string, string), field, v string, max int, dots bool) {
+	if v == "" {
+		bad(field, "is required")
+		return
+	}
+	if len(v) > max {
+		bad(field, fmt.Sprintf("is longer than %d characters", max))
+		return
+	}
+	for _, r := range v {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || (dots && r == '.')
+		if !ok {
+			allowed := "letters, digits, '-' and '_'"
+			if dots {
+				allowed = "letters, digits, '-', '_' and '.'"
+			}
+			bad(field, "may contain only "+allowed)
+			return
+		}
+	}
+}
+
+func checkText(bad func(string, string), field, v string, max int) {
+	switch {
+	case strings.TrimSpace(v) == "":
+		bad(field, "is required")
+	case len(v) > max:
+		bad(field, fmt.Sprintf("is longer than %d characters", max))
+	default:
+		for _, r := range v {
+			if r < 0x20 || r > 0x7e {
+				bad(field, "may contain only printable ASCII")
+				return
+			}
+		}
+	}
+}
+
+// checkAmount: a plain decimal string, > 0, with no more decimals than the
+// currency's minor unit.
+func checkAmount(s string, decimals int, knownCurrency bool) string {
+	if s == "" {
+		return "is required"
+	}
+	whole, frac, dot := strings.Cut(s, ".")
+	if whole == "" || (dot && frac == "") || !allDigits(whole) || !allDigits(frac) {
+		return "must be a decimal string such as \"102.21\" (digits, one optional '.', no sign)"
+	}
+	if len(whole) > 1 && whole[0] == '0' {
+		return "must not have leading zeros"
+	}
+	if len(whole) > 12 {
+		return "is too large"
+	}
+	if knownCurrency && len(frac) > decimals {
+		return fmt.Sprintf("has %d decimals; the currency allows %d", len(frac), decimals)
+	}
+	if strings.Trim(whole+frac, "0") == "" {
+		return "must be greater than zero"
+	}
+	return ""
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func checkCard(bad func(string, string), c *Card, now time.Time) {
+	switch {
+	case c.Number == "":
+		bad("card.number", "is required")
+	case !allDigits(c.Number):
+		bad("card.number", "must be digits only")
+	case len(c.Number) < 12 || len(c.Number) > 19:
+		bad("card.number", "must have 12 to 19 digits")
+	case !Luhn(c.Number):
+		bad("card.number", "fails the Luhn check")
+	case CardType(c.Number) == "":
+		bad("card.number", "is of a card brand that is not supported")
+	}
+	month, merr := strconv.Atoi(c.ExpirationMonth)
+	monthOK := len(c.ExpirationMonth) == 2 && merr == nil && month >= 1 && month <= 12
+	if !monthOK {
+		bad("card.expirationMonth", "must be two digits, 01 to 12")
+	}
+	year, yerr := strconv.Atoi(c.ExpirationYear)
+	yearOK := len(c.ExpirationYear) == 4 && yerr == nil && allDigits(c.ExpirationYear)
+	if !yearOK {
+		bad("card.expirationYear", "must be four digits")
+	}
+	if monthOK && yearOK {
+		// A card is valid through the last day of its expiry month.
+		end := time.Date(year, time.Month(month)+1, 1, 0, 0, 0, 0, time.UTC)
+		if !now.Before(end) {
+			bad("card", "has expired")
+		} else if year > now.Year()+20 {
+			bad("card.expirationYear", "is too far in the future")
+		}
+	}
+	if c.SecurityCode != "" {
+		want := 3
+		if CardType(c.Number) == CardTypeAmex {
+			want = 4
+		}
+		if len(c.SecurityCode) != want || !allDigits(c.SecurityCode) {
+			bad("card.securityCode", fmt.Sprintf("must be %d digits for this card", want))
+		}
+	}
+}
+
+func checkBillTo(bad func(string, string), b *BillTo) {
+	req := func(field, v string, max int) {
+		checkTextUTF8(bad, "billTo."+field, v, max)
+	}
+	req("firstName", b.FirstName, 60)
+	req("lastName", b.LastName, 60)
+	req("address1", b.Address1, 60)
+	req("locality", b.Locality, 50)
+	req("administrativeArea", b.AdministrativeArea, 20)
+	req("postalCode", b.PostalCode, 10)
+	if len(b.Country) != 2 || strings.ToUpper(b.Country) != b.Country || !isLetters(b.Country) {
+		bad("billTo.country", "must be an ISO 3166 two-letter country code such as US")
+	}
+	at := strings.LastIndexByte(b.Email, '@')
+	if at < 1 || !strings.Contains(b.Email[at+1:], ".") || len(b.Email) > 255 || strings.ContainsAny(b.Email, " \t\r\n") {
+		bad("billTo.email", "must be an email address")
+	}
+	if b.PhoneNumber != "" && (len(b.PhoneNumber) > 15 || !allDigits(strings.TrimPrefix(b.PhoneNumber, "+"))) {
+		bad("billTo.phoneNumber", "must be up to 15 digits")
+	}
+	if len(b.Address2) > 60 {
+		bad("billTo.address2", "is longer than 60 characters")
+	}
+}
+
+func checkTextUTF8(bad func(string, string), field, v string, max int) {
+	switch {
+	case strings.TrimSpace(v) == "":
+		bad(field, "is required")
+	case len([]rune(v)) > max:
+		bad(field, fmt.Sprintf("is longer than %d characters", max))
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		bad(field, "contains control characters")
+	}
+}
+
+func isLetters(s string) bool {
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Luhn reports whether a digit string passes the Luhn check.
+func Luhn(n string) bool {
+	sum, double := 0, false
+	for i := len(n) - 1; i >= 0; i-- {
+		d := int(n[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return len(n) > 0 && sum%10 == 0
+}
+
+// CyberSource card type codes of the supported brands.
+const (
+	CardTypeVisa       = "001"
+	CardTypeMastercard = "002"
+	CardTypeAmex       = "003"
+	CardTypeDiscover   = "004"
+	CardTypeDiners     = "005"
+	CardTypeJCB        = "007"
+	CardTypeMaestro    = "042"
+)
+
+// CardType detects the brand of a card number and returns CyberSource's
+// three-digit code, or "" when the brand is not supported.
+func CardType(n string) string {
+	prefix := func(k int) int {
+		if len(n) < k {
+			return -1
+		}
+		v, _ := strconv.Atoi(n[:k])
+		return v
+	}
+	switch p2, p3, p4 := prefix(2), prefix(3), prefix(4); {
+	case len(n) > 0 && n[0] == '4':
+		return CardTypeVisa
+	case p2 >= 51 && p2 <= 55, p4 >= 2221 && p4 <= 2720:
+		return CardTypeMastercard
+	case p2 == 34 || p2 == 37:
+		return CardTypeAmex
+	case p4 == 6011, p2 == 65, p3 >= 644 && p3 <= 649:
+		return CardTypeDiscover
+	case p2 == 36 || p2 == 38 || p2 == 39, p3 >= 300 && p3 <= 305:
+		return CardTypeDiners
+	case p4 >= 3528 && p4 <= 3589:
+		return CardTypeJCB
+	case p2 == 50, p2 >= 56 && p2 <= 69:
+		return CardTypeMaestro
+	}
+	return ""
+}
+
+// TransactionID is clientReferenceInformation.transactionId of an attempt:
+// unique per intent and attempt, short, and the same whoever computes it.
+func TransactionID(intentID string, attempt int) string {
+	h := sha256.Sum256([]byte(intentID))
+	return hex.EncodeToString(h[:10]) + "-" + strconv.Itoa(attempt)
+}

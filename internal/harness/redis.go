@@ -21,9 +21,10 @@ import (
 
 // Redis is a redis-server process owned by one test.
 type Redis struct {
-	t    testing.TB
-	port int
-	dir  string
+	t       testing.TB
+	port    int
+	dir     string
+	persist bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -34,10 +35,23 @@ type Redis struct {
 // the README's test command installs it.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, false)
+}
+
+// StartPersistentRedis is StartRedis with an append-only file fsynced on
+// every write, so that Stop (a kill) and Restart keep every acknowledged
+// write, as a production Redis with AOF does.
+func StartPersistentRedis(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, true)
+}
+
+func startRedis(t testing.TB, persist bool) *Redis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed: run the README's test command (make test), which installs it, or apt-get install redis-server")
 	}
-	r := &Redis{t: t, dir: t.TempDir()}
+	r := &Redis{t: t, dir: t.TempDir(), persist: persist}
 	var lastErr error
 	for range 5 {
 		r.port = FreePort(t)
@@ -60,15 +74,19 @@ func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	logPath := filepath.Join(r.dir, "redis.log")
-	cmd := exec.Command("redis-server",
+	aof := []string{"--appendonly", "no"}
+	if r.persist {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(r.port),
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", r.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
-	)
+	}, aof...)
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -111,8 +129,8 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
-// Restart starts the server again on the same port, empty (persistence is off,
-// as with a Redis that lost its data).
+// Restart starts the server again on the same port: empty, unless it was
+// started with StartPersistentRedis.
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Stop()

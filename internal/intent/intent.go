@@ -130,14 +130,44 @@ func jsonProblem(err error) string {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te) && te.Field == "":
+		return "the intent must be a JSON object, not " + te.Value
 	case errors.As(err, &te):
-		return fmt.Sprintf("field %s must be %s, not %s", te.Field, te.Type, te.Value)
+		return fmt.Sprintf("field %s must be %s, not %s", redactDigits(te.Field), te.Type, te.Value)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of input"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return "unknown field " + redactDigits(strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return "malformed"
+}
+
+// redactDigits hides runs of six or more digits (anything that could be part
+// of a card number) in text taken from the input, and caps its length.
+func redactDigits(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	var b strings.Builder
+	run := 0
+	flush := func(i int) {
+		if run >= 6 {
+			b.WriteString(strings.Repeat("#", run))
+		} else {
+			b.WriteString(s[i-run : i])
+		}
+		run = 0
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			run++
+			continue
+		}
+		flush(i)
+		b.WriteByte(s[i])
+	}
+	flush(len(s))
+	return b.String()
 }
 
 // Validate checks every field and returns a *ValidationError listing each

@@ -61,6 +61,8 @@ func invalidCases(t testing.TB) []struct {
 		{"NotAnObject", "intent", []byte(`[1,2]`)},
 		{"TrailingData", "intent", append(seed(t), []byte(` {}`)...)},
 		{"UnknownField", "intent", edit(t, func(m map[string]any) { m["captrue"] = true })},
+		{"CardNumberAsFieldName", "intent", edit(t, func(m map[string]any) { m["4111111111111111"] = 1 })},
+		{"CardNumberAsNestedFieldName", "intent", edit(t, func(m map[string]any) { card(m)["4111111111111111"] = "x" })},
 		{"WrongVersion", "version", edit(t, func(m map[string]any) { m["version"] = 2 })},
 		{"MissingVersion", "version", edit(t, func(m map[string]any) { delete(m, "version") })},
 		{"MissingIntentID", "intentId", edit(t, func(m map[string]any) { delete(m, "intentId") })},

@@ -1,0 +1,136 @@
+package consume
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ttcpay/payflow/internal/dlq"
+	"github.com/ttcpay/payflow/internal/intent"
+	"github.com/ttcpay/payflow/internal/streams"
+	"github.com/ttcpay/payflow/internal/ttc"
+)
+
+// Notifier is TTC's callback endpoint (*ttc.Client).
+type Notifier interface {
+	Callback(ctx context.Context, integrator string, cb ttc.Callback) error
+}
+
+// CallbacksConfig tunes the callbacks consumer. Zero values mean defaults.
+type CallbacksConfig struct {
+	// Budget: a callback job older than this is dead-lettered (exhausted).
+	// Defaults to 24 h.
+	Budget time.Duration
+	// Retry: exponential backoff with jitter by delivery count. Defaults to
+	// 1 s doubling up to 5 min.
+	Retry Backoff
+	Now   func() time.Time
+}
+
+// BudgetDefault is how long TTC callbacks are retried.
+const BudgetDefault = 24 * time.Hour
+
+func (c CallbacksConfig) withDefaults() CallbacksConfig {
+	c.Budget = cmp.Or(c.Budget, BudgetDefault)
+	if c.Retry.Initial == 0 {
+		c.Retry = Backoff{Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.3}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Callbacks delivers TTC callbacks until TTC has them.
+type Callbacks struct {
+	cfg     CallbacksConfig
+	ttc     Notifier
+	records Records
+	js      Publisher
+	log     zerolog.Logger
+	m       *Metrics
+}
+
+// NewCallbacks wires the callbacks consumer.
+func NewCallbacks(cfg CallbacksConfig, n Notifier, records Records, js Publisher, log zerolog.Logger, m *Metrics) *Callbacks {
+	return &Callbacks{cfg: cfg.withDefaults(), ttc: n, records: records, js: js, log: log, m: m}
+}
+
+// Handle delivers one callback job.
+func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
+	c.m.Deliveries.WithLabelValues("callbacks").Inc()
+	c.m.InFlight.WithLabelValues("callbacks").Inc()
+	defer c.m.InFlight.WithLabelValues("callbacks").Dec()
+	delivered, seq, published := msgMeta(msg)
+	merchant := streams.MerchantOf(msg.Subject())
+	var job intent.CallbackJob
+	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.IntentID == "" || job.Integrator == "" {
+		c.dead(ctx, msg, merchant, "", delivered, seq, dlq.ClassInvalid, "callback job is not readable")
+		return
+	}
+	log := c.log.With().Str("intentId", job.IntentID).Str("merchantId", job.MerchantID).Uint64("attempt", delivered).Logger()
+
+	// A replay long after the duplicate window must not tell TTC twice.
+	if done, err := c.records.CallbackDelivered(ctx, job.IntentID); err == nil && done {
+		log.Info().Msg("callback already delivered")
+		_ = msg.Ack()
+		return
+	}
+	err := c.ttc.Callback(ctx, job.Integrator, ttc.Callback{
+		MerchantID: job.MerchantID, TransactionID: job.TransactionID, BookingID: job.BookingID,
+		Currency: job.Currency, Amount: job.Amount,
+	})
+	if err == nil {
+		c.m.Callbacks.WithLabelValues("delivered").Inc()
+		if merr := c.records.MarkCallbackDelivered(ctx, job.IntentID); merr != nil {
+			log.Warn().Err(merr).Msg("callback delivered but not marked")
+		}
+		log.Info().Str("cybersourceId", job.TransactionID).Msg("TTC callback delivered")
+		_ = msg.Ack()
+		return
+	}
+	age := c.cfg.Now().Sub(published)
+	switch ttc.KindOf(err) {
+	case ttc.KindInvalidRequest:
+		c.m.Callbacks.WithLabelValues("rejected").Inc()
+		log.Error().Err(err).Msg("TTC rejected the callback")
+		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, dlq.ClassRejected, err.Error())
+		return
+	case ttc.KindBadAPIKey, ttc.KindNoAPIKey:
+		// A fixed API key must let these flow: keep retrying, loudly.
+		c.m.CallbackAuthFails.Inc()
+		c.m.Callbacks.WithLabelValues("unauthorized").Inc()
+		log.Error().Err(err).Msg("TTC refused our API key for a callback; retrying until the key is fixed")
+	default:
+		c.m.Callbacks.WithLabelValues("retry").Inc()
+		log.Warn().Err(err).Dur("age", age).Msg("callback failed; retrying")
+	}
+	if age >= c.cfg.Budget {
+		c.m.Callbacks.WithLabelValues("exhausted").Inc()
+		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, dlq.ClassExhausted,
+			fmt.Sprintf("retry budget of %s spent after %d attempts: %v", c.cfg.Budget, delivered, err))
+		return
+	}
+	c.m.CallbackRetryAge.Set(age.Seconds())
+	_ = msg.NakWithDelay(c.cfg.Retry.Delay(delivered))
+}
+
+func (c *Callbacks) dead(ctx context.Context, msg jetstream.Msg, merchant, intentID string, delivered, seq uint64, class dlq.Class, reason string) {
+	err := dlq.Publish(ctx, c.js, dlq.Letter{
+		Kind: dlq.KindCallbacks, Class: class, Reason: reason, OriginalSubject: msg.Subject(),
+		MerchantID: merchant, IntentID: intentID, Attempts: delivered, Data: msg.Data(),
+		DedupID: fmt.Sprintf("%s:%d:%d", streams.StreamCallbacks, seq, delivered),
+	}, c.cfg.Now())
+	if err != nil {
+		c.log.Warn().Err(err).Str("intentId", intentID).Msg("dead letter not written; retrying")
+		_ = msg.NakWithDelay(c.cfg.Retry.Delay(delivered))
+		return
+	}
+	c.m.DeadLetters.WithLabelValues(string(dlq.KindCallbacks), string(class)).Inc()
+	_ = msg.Ack()
+}

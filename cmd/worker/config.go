@@ -48,6 +48,8 @@ type config struct {
 	TokenRefreshAhead    float64
 
 	StreamReplicas  int
+	MaxIntentBytes  int
+	MaxIntents      int
 	DuplicateWindow time.Duration
 	ResultsMaxAge   time.Duration
 	DLQMaxAge       time.Duration
@@ -235,6 +237,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.TokenRefreshAhead = e.fraction("TOKEN_REFRESH_AHEAD", 0.2)
 
 	c.StreamReplicas = e.integer("STREAM_REPLICAS", 1, 1)
+	c.MaxIntentBytes = e.integer("MAX_INTENT_BYTES", 64<<10, 1<<10)
+	c.MaxIntents = e.integer("MAX_QUEUED_INTENTS", 1_000_000, 1)
 	c.DuplicateWindow = e.duration("DUPLICATE_WINDOW", 10*time.Minute)
 	c.ResultsMaxAge = e.duration("RESULTS_MAX_AGE", 7*24*time.Hour)
 	c.DLQMaxAge = e.duration("DLQ_MAX_AGE", 30*24*time.Hour)

@@ -593,3 +593,86 @@ func TestRedisDownUnderLoad(t *testing.T) {
 	e.waitFor("callbacks", 60*time.Second, func() bool { return len(e.sb.Ledger().Callbacks) == n })
 	e.checkCallbacks(res)
 }
+
+func TestCyberSource400IsRejected(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, false)
+	e.start(e.vars(nil), hooks{})
+	e.publish(newIntent("rej-1", "4111111111111111", "4000.00", true))
+	var dl []jetstream.Msg
+	e.waitFor("dead letter", 15*time.Second, func() bool { dl = e.deadLetters(); return len(dl) == 1 })
+	if c := dl[0].Headers().Get(streams.HeaderDLQClass); c != "rejected" {
+		t.Fatalf("class %q", c)
+	}
+	e.waitFor("result", 10*time.Second, func() bool { return e.results()["rej-1"].Status == intent.StatusRejected })
+	if r := e.results()["rej-1"]; r.Reason != "INVALID_AMOUNT" {
+		t.Fatalf("result %+v", r)
+	}
+	if n := len(e.sb.Ledger().Charges); n != 0 {
+		t.Fatalf("%d charges", n)
+	}
+}
+
+func TestRevokedTokenRefreshedOnce(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, false)
+	e.start(e.vars(nil), hooks{})
+	e.publish(newIntent("tok-1", "4111111111111111", "3.00", true))
+	e.waitFor("first result", 10*time.Second, func() bool { return len(e.results()) == 1 })
+	e.sb.RevokeTokens("costco", "ttc_ttusas_m") // CyberSource stops accepting the cached token
+	e.publish(newIntent("tok-2", "4111111111111111", "3.00", true))
+	e.waitFor("second result", 10*time.Second, func() bool { return len(e.results()) == 2 })
+	r := e.results()["tok-2"]
+	if r.Status != "AUTHORIZED" || r.Attempts != 2 {
+		t.Fatalf("result %+v", r)
+	}
+	l := e.sb.Ledger()
+	if len(l.TokenRequests) != 2 || chargesByRef(l)["REF-tok-2"] != 1 {
+		t.Fatalf("%d token requests, %d charges", len(l.TokenRequests), chargesByRef(l)["REF-tok-2"])
+	}
+}
+
+func TestTTC404IsConfigAfterBudget(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, false)
+	// This integrator's TTC holds a refresh token for another merchant only.
+	_ = e.sb.Close()
+	sb, err := sandbox.Listen(sandbox.Config{Integrators: map[string]sandbox.Integrator{"costco": {APIKey: apiKey, Merchants: []string{"elsewhere"}}}}, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	e.sb = sb
+	_ = os.WriteFile(e.caFile, sb.CACertPEM(), 0o600)
+	e.start(e.vars(map[string]string{"CONFIG_BUDGET": "2s"}), hooks{})
+	e.publish(newIntent("cfg-1", "4111111111111111", "3.00", true))
+	var dl []jetstream.Msg
+	e.waitFor("dead letter", 20*time.Second, func() bool { dl = e.deadLetters(); return len(dl) == 1 })
+	h := dl[0].Headers()
+	if h.Get(streams.HeaderDLQClass) != "config" || !strings.Contains(h.Get(streams.HeaderDLQReason), "no-refresh-token") {
+		t.Fatalf("dead letter %v", h)
+	}
+	if r := e.results()["cfg-1"]; r.Status != intent.StatusFailed {
+		t.Fatalf("result %+v", r)
+	}
+	if strings.Contains(e.logs.String(), apiKey) {
+		t.Fatal("the API key is in the logs")
+	}
+}
+
+func TestMetricsExposed(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, false)
+	w := e.start(e.vars(nil), hooks{})
+	e.publish(newIntent("m-1", "4111111111111111", "3.00", true))
+	e.waitFor("result", 10*time.Second, func() bool { return len(e.results()) == 1 })
+	resp, err := http.Get("http://" + w.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	for _, want := range []string{`payflow_intents_total{outcome="AUTHORIZED"} 1`, "payflow_charge_seconds_bucket",
+		"payflow_credentials_refreshes_total 1", "payflow_cybersource_tls_handshakes_total 1", `payflow_in_flight{role="payments"} 0`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -166,6 +166,7 @@ func newWorker(ctx context.Context, cfg config, log zerolog.Logger, h hooks) (*w
 	defer cancel()
 	if err := streams.Ensure(sctx, w.js, streams.Config{
 		Replicas: cfg.StreamReplicas, DuplicateWindow: cfg.DuplicateWindow,
+		MaxIntentBytes: int32(min(cfg.MaxIntentBytes, 1<<30)), MaxIntents: int64(cfg.MaxIntents),
 		ResultsMaxAge: cfg.ResultsMaxAge, DLQMaxAge: cfg.DLQMaxAge,
 	}); err != nil {
 		w.close()

@@ -11,6 +11,8 @@ type outcome struct {
 	// whether the charge was recorded before that answer.
 	http502 string
 	charged bool
+	// http400 answers 400 INVALID_REQUEST with this reason; nothing charged.
+	http400 string
 }
 
 var approved = outcome{status: "AUTHORIZED"}
@@ -36,6 +38,7 @@ var amountTriggers = map[int64]outcome{
 	3001 * milliPerUnit: {status: "AUTHORIZED_PENDING_REVIEW", reason: "AVS_FAILED", message: "Soft Decline - AVS check failed."},
 	3002 * milliPerUnit: {status: "AUTHORIZED_RISK_DECLINED", reason: "DECISION_PROFILE_REJECT", message: "Decision Manager rejected the order."},
 	3003 * milliPerUnit: {status: "DECLINED", reason: "INSUFFICIENT_FUND", message: "Decline - Insufficient funds in the account."},
+	4000 * milliPerUnit: {http400: "INVALID_AMOUNT"}, // refused, not charged
 }
 
 func luhnValid(n string) bool {

@@ -186,6 +186,11 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 	if o, ok := amountTriggers[amount]; ok {
 		out = o
 	}
+	if out.http400 != "" {
+		s.badRequest(w, out.http400, "Declined - One or more fields in the request contains invalid data",
+			fieldProblem{Field: "orderInformation.amountDetails.totalAmount", Reason: "INVALID_DATA"})
+		return
+	}
 	if out.http502 != "" && !out.charged {
 		s.serverError(w, http.StatusBadGateway, out.http502)
 		return

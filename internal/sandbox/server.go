@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -73,6 +74,8 @@ type Server struct {
 
 	ttc, cybs *http.Server
 	done      chan error
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Listen starts a sandbox on the given addresses ("127.0.0.1:0" picks a free
@@ -112,16 +115,20 @@ func Listen(cfg Config, ttcAddr, cybsAddr string) (*Server, error) {
 }
 
 // Close shuts both listeners down, waiting up to 5 s for requests in flight.
+// Calling it again returns the first call's result.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := errors.Join(s.ttc.Shutdown(ctx), s.cybs.Shutdown(ctx))
-	for range 2 {
-		if e := <-s.done; e != nil && !errors.Is(e, http.ErrServerClosed) {
-			err = errors.Join(err, e)
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := errors.Join(s.ttc.Shutdown(ctx), s.cybs.Shutdown(ctx))
+		for range 2 {
+			if e := <-s.done; e != nil && !errors.Is(e, http.ErrServerClosed) {
+				err = errors.Join(err, e)
+			}
 		}
-	}
-	return err
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 // quietLog drops the http.Server's own error lines (refused TLS handshakes are

@@ -1,4 +1,4 @@
-package main
+package worker
 
 import (
 	"encoding/base64"
@@ -14,9 +14,9 @@ import (
 	"github.com/ttcpay/payflow/internal/ttc"
 )
 
-// config is everything the worker reads from its environment. The README
+// Config is everything the worker reads from its environment. The README
 // lists each variable with its default.
-type config struct {
+type Config struct {
 	Roles []string
 
 	NATSURL string
@@ -134,11 +134,11 @@ func (e *envReader) bad(format string, args ...any) {
 	e.problems = append(e.problems, fmt.Sprintf(format, args...))
 }
 
-// loadConfig reads and validates the configuration; the error lists every
+// LoadConfig reads and validates the configuration; the error lists every
 // problem, one per line.
-func loadConfig(getenv func(string) string) (config, error) {
+func LoadConfig(getenv func(string) string) (Config, error) {
 	e := &envReader{getenv: getenv}
-	var c config
+	var c Config
 
 	for _, r := range strings.Split(e.str("WORKER_ROLES", "payments,callbacks"), ",") {
 		r = strings.TrimSpace(r)

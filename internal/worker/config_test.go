@@ -1,8 +1,6 @@
-package main
+package worker
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +8,7 @@ import (
 )
 
 func TestConfigProblemsOnePerLine(t *testing.T) {
-	_, err := loadConfig(func(string) string { return "" })
+	_, err := LoadConfig(func(string) string { return "" })
 	if err == nil {
 		t.Fatal("empty environment accepted")
 	}
@@ -35,7 +33,7 @@ func TestConfigValuesAndFiles(t *testing.T) {
 		"TTC_ENV": "uat", "TTC_API_KEYS_FILE": apiFile, "CYBS_ENV": "test",
 		"WORKER_ROLES": "payments", "PAYMENTS_CONCURRENCY": "8",
 	}
-	c, err := loadConfig(func(k string) string { return env[k] })
+	c, err := LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,18 +54,10 @@ func TestConfigValuesAndFiles(t *testing.T) {
 			delete(e, k+"_FILE")
 		}
 		e[k] = v
-		if _, err := loadConfig(func(x string) string { return e[x] }); err == nil || !strings.Contains(err.Error(), strings.Split(k, "_FILE")[0]) {
+		if _, err := LoadConfig(func(x string) string { return e[x] }); err == nil || !strings.Contains(err.Error(), strings.Split(k, "_FILE")[0]) {
 			t.Errorf("%s=%s: %v", k, v, err)
 		} else if strings.Contains(err.Error(), "k1") || strings.Contains(err.Error(), v) && k == "CACHE_ENCRYPTION_KEY" {
 			t.Errorf("%s: error quotes a secret: %v", k, err)
 		}
-	}
-}
-
-func TestRunReportsConfigProblems(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), nil, func(string) string { return "" }, &out)
-	if err == nil || !strings.HasPrefix(err.Error(), "configuration:") {
-		t.Fatalf("%v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package worker
 
 import (
 	"bytes"
@@ -118,23 +118,23 @@ type running struct {
 }
 
 // start runs a worker with these variables and hooks until stop.
-func (e *env) start(vars map[string]string, h hooks) *running {
+func (e *env) start(vars map[string]string, h Hooks) *running {
 	e.t.Helper()
-	cfg, err := loadConfig(func(k string) string { return vars[k] })
+	cfg, err := LoadConfig(func(k string) string { return vars[k] })
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	addr := make(chan string, 1)
-	h.httpReady = func(a string) { addr <- a }
-	w, err := newWorker(ctx, cfg, log, h)
+	h.HTTPReady = func(a string) { addr <- a }
+	w, err := New(ctx, cfg, log, h)
 	if err != nil {
 		cancel()
 		e.t.Fatal(err)
 	}
 	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- w.run(ctx) }()
+	go func() { r.done <- w.Run(ctx) }()
 	r.addr = <-addr
 	e.t.Cleanup(func() { r.stop(e.t) })
 	e.waitFor("worker ready", 10*time.Second, func() bool {
@@ -297,8 +297,8 @@ func (e *env) checkCallbacks(res map[string]intent.Result) {
 func TestHappyPathTwoWorkers(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
 	v := e.vars(nil)
-	e.start(v, hooks{})
-	e.start(v, hooks{})
+	e.start(v, Hooks{})
+	e.start(v, Hooks{})
 	const n = 200
 	declined := 0
 	for i := range n {
@@ -345,7 +345,7 @@ func TestHappyPathTwoWorkers(t *testing.T) {
 
 func TestDuplicatePublishChargesOnce(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
-	e.start(e.vars(map[string]string{"DUPLICATE_WINDOW": "1s"}), hooks{})
+	e.start(e.vars(map[string]string{"DUPLICATE_WINDOW": "1s"}), Hooks{})
 	in := newIntent("dup-1", "4111111111111111", "12.00", true)
 	e.publish(in)
 	e.publish(in) // inside the window: JetStream drops it
@@ -371,7 +371,7 @@ func TestCrashAfterChargeBeforeAck(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
 	var once sync.Once
 	crashed := false
-	e.start(e.vars(nil), hooks{afterRecord: func(id string) bool {
+	e.start(e.vars(nil), Hooks{AfterRecord: func(id string) bool {
 		hit := false
 		once.Do(func() { hit, crashed = true, true })
 		return hit
@@ -395,7 +395,7 @@ func TestCutConnectionIsReversedThenRecharged(t *testing.T) {
 	for _, capture := range []bool{false, true} {
 		t.Run(fmt.Sprintf("capture=%v", capture), func(t *testing.T) {
 			e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{CutAfterChargeRate: 1}}, false)
-			e.start(e.vars(nil), hooks{})
+			e.start(e.vars(nil), Hooks{})
 			id := fmt.Sprintf("cut-%v", capture)
 			e.publish(newIntent(id, "4111111111111111", "44.00", capture))
 			e.waitFor("the cut charge", 10*time.Second, func() bool { return len(e.sb.Ledger().Charges) == 1 })
@@ -423,7 +423,7 @@ func TestCutConnectionIsReversedThenRecharged(t *testing.T) {
 
 func TestCallbacksRetryThenDeliver(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{Errors: map[string]sandbox.ErrorFault{"callback": {Rate: 1, Status: 500}}}}, false)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	for i := range 5 {
 		e.publish(newIntent(fmt.Sprintf("cb-%d", i), "4111111111111111", "5.00", true))
 	}
@@ -442,7 +442,7 @@ func TestCallbacksRetryThenDeliver(t *testing.T) {
 
 func TestCallbackRejectedIsDeadLettered(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{Errors: map[string]sandbox.ErrorFault{"callback": {Rate: 1, Status: 400}}}}, false)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	e.publish(newIntent("cb400", "4111111111111111", "5.00", true))
 	var dl []jetstream.Msg
 	e.waitFor("dead letter", 15*time.Second, func() bool { dl = e.deadLetters(); return len(dl) == 1 })
@@ -456,7 +456,7 @@ func TestCallbackRejectedIsDeadLettered(t *testing.T) {
 
 func TestInvalidIntentsDeadLettered(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	good := func(id string) *intent.Intent { return newIntent(id, "4111111111111111", "10.00", true) }
 	mutate := func(id string, f func(m map[string]any)) []byte {
 		b, _ := json.Marshal(good(id))
@@ -532,7 +532,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{
 		"payments": {Fixed: sandbox.Duration(200 * time.Millisecond)}}}}, false)
 	v := e.vars(map[string]string{"PAYMENTS_CONCURRENCY": "8"})
-	w := e.start(v, hooks{})
+	w := e.start(v, Hooks{})
 	const n = 120
 	for i := range n {
 		e.publish(newIntent(fmt.Sprintf("term-%03d", i), "4111111111111111", "7.00", true))
@@ -543,7 +543,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("drain took %v, grace is 5s", took)
 	}
 	t.Logf("drained in %v with %d results", took, len(e.results()))
-	e.start(v, hooks{})
+	e.start(v, Hooks{})
 	var res map[string]intent.Result
 	e.waitFor("all results", 60*time.Second, func() bool { res = e.results(); return len(res) == n })
 	l := e.sb.Ledger()
@@ -559,7 +559,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 func TestRedisDownUnderLoad(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{
 		"payments": {Fixed: sandbox.Duration(20 * time.Millisecond)}}}}, true)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	const n = 150
 	go func() {
 		for i := range n {
@@ -596,7 +596,7 @@ func TestRedisDownUnderLoad(t *testing.T) {
 
 func TestCyberSource400IsRejected(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	e.publish(newIntent("rej-1", "4111111111111111", "4000.00", true))
 	var dl []jetstream.Msg
 	e.waitFor("dead letter", 15*time.Second, func() bool { dl = e.deadLetters(); return len(dl) == 1 })
@@ -614,7 +614,7 @@ func TestCyberSource400IsRejected(t *testing.T) {
 
 func TestRevokedTokenRefreshedOnce(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
-	e.start(e.vars(nil), hooks{})
+	e.start(e.vars(nil), Hooks{})
 	e.publish(newIntent("tok-1", "4111111111111111", "3.00", true))
 	e.waitFor("first result", 10*time.Second, func() bool { return len(e.results()) == 1 })
 	e.sb.RevokeTokens("costco", "ttc_ttusas_m") // CyberSource stops accepting the cached token
@@ -641,7 +641,7 @@ func TestTTC404IsConfigAfterBudget(t *testing.T) {
 	t.Cleanup(func() { _ = sb.Close() })
 	e.sb = sb
 	_ = os.WriteFile(e.caFile, sb.CACertPEM(), 0o600)
-	e.start(e.vars(map[string]string{"CONFIG_BUDGET": "2s"}), hooks{})
+	e.start(e.vars(map[string]string{"CONFIG_BUDGET": "2s"}), Hooks{})
 	e.publish(newIntent("cfg-1", "4111111111111111", "3.00", true))
 	var dl []jetstream.Msg
 	e.waitFor("dead letter", 20*time.Second, func() bool { dl = e.deadLetters(); return len(dl) == 1 })
@@ -659,7 +659,7 @@ func TestTTC404IsConfigAfterBudget(t *testing.T) {
 
 func TestMetricsExposed(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, false)
-	w := e.start(e.vars(nil), hooks{})
+	w := e.start(e.vars(nil), Hooks{})
 	e.publish(newIntent("m-1", "4111111111111111", "3.00", true))
 	e.waitFor("result", 10*time.Second, func() bool { return len(e.results()) == 1 })
 	resp, err := http.Get("http://" + w.addr + "/metrics")

@@ -66,6 +66,12 @@ type PaymentsConfig struct {
 	// ConfigBudget: how long a configuration failure (TTC 403/404, no API
 	// key) is retried before the intent is dead-lettered. Defaults to 1 h.
 	ConfigBudget time.Duration
+	// RetryBudget: an intent older than this whose last attempt failed
+	// without charging (CyberSource unreachable, an outage, credentials
+	// unavailable) is dead-lettered "exhausted" instead of being tried
+	// again. Only ever applied when the intent is definitely not charged.
+	// Defaults to 24 h.
+	RetryBudget time.Duration
 	// KeepAlive: InProgress interval during slow work. Defaults to 10 s.
 	KeepAlive time.Duration
 	// Retry: redelivery backoff for transient failures.
@@ -82,6 +88,7 @@ const (
 	LeaseDefault        = 2 * time.Minute
 	ResolveDelayDefault = 60 * time.Second
 	ConfigBudgetDefault = time.Hour
+	RetryBudgetDefault  = 24 * time.Hour
 	KeepAliveDefault    = 10 * time.Second
 )
 
@@ -89,6 +96,7 @@ func (c PaymentsConfig) withDefaults() PaymentsConfig {
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.ResolveDelay = cmp.Or(c.ResolveDelay, ResolveDelayDefault)
 	c.ConfigBudget = cmp.Or(c.ConfigBudget, ConfigBudgetDefault)
+	c.RetryBudget = cmp.Or(c.RetryBudget, RetryBudgetDefault)
 	c.KeepAlive = cmp.Or(c.KeepAlive, KeepAliveDefault)
 	if c.Retry.Initial == 0 {
 		c.Retry = Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.3}
@@ -177,11 +185,23 @@ func (p *Payments) Handle(ctx context.Context, msg jetstream.Msg) {
 // charge makes attempt j.attempt, which j.owner holds.
 func (p *Payments) charge(ctx context.Context, j *job, retried401 bool) {
 	in := j.in
+	if j.attempt > 1 && p.exhausted(j) {
+		// Every earlier attempt is settled as not charged: give up cleanly.
+		p.release(ctx, j)
+		p.giveUp(ctx, j, fmt.Errorf("no attempt succeeded within the retry budget of %s (%d attempts)", p.cfg.RetryBudget, j.attempt-1))
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	cr, err := p.creds.Get(cctx, in.Integrator, in.MerchantID)
 	cancel()
 	if err != nil {
 		p.release(ctx, j)
+		if ttc.KindOf(err) == 0 || ttc.KindOf(err) == ttc.KindTransient || ttc.KindOf(err) == ttc.KindBadResponse {
+			if p.exhausted(j) {
+				p.giveUp(ctx, j, fmt.Errorf("no credentials within the retry budget: %w", err))
+				return
+			}
+		}
 		p.credentialsFailed(ctx, j, err)
 		return
 	}
@@ -238,6 +258,10 @@ func (p *Payments) charge(ctx context.Context, j *job, retried401 bool) {
 		})
 	case cybs.OutcomeNotSent:
 		p.release(bg, j)
+		if p.exhausted(j) {
+			p.giveUp(bg, j, fmt.Errorf("payment could not be sent within the retry budget: %w", err))
+			return
+		}
 		j.log.Warn().Err(err).Msg("payment not sent; retrying later")
 		p.nak(j, p.cfg.Retry.Delay(j.delivered))
 	default: // unknown
@@ -503,6 +527,23 @@ func (p *Payments) configFailure(ctx context.Context, j *job, err error) {
 		IntentID: in.IntentID, Integrator: in.Integrator, MerchantID: in.MerchantID, BookingID: in.BookingID,
 		Reference: in.Reference, Status: intent.StatusFailed, Amount: in.Amount, Currency: in.Currency,
 		Reason: err.Error(), Time: p.cfg.Now(),
+	})
+}
+
+// exhausted: the intent has been retried past its budget.
+func (p *Payments) exhausted(j *job) bool {
+	return j.delivered > 1 && p.cfg.Now().Sub(j.published) >= p.cfg.RetryBudget
+}
+
+// giveUp dead-letters an intent that is definitely not charged, with a
+// FAILED result. A replay starts it again.
+func (p *Payments) giveUp(ctx context.Context, j *job, err error) {
+	in := j.in
+	j.log.Error().Err(err).Msg("retry budget spent; dead-lettering")
+	p.deadLetter(ctx, j, in.MerchantID, dlq.ClassExhausted, err.Error(), &intent.Result{
+		IntentID: in.IntentID, Integrator: in.Integrator, MerchantID: in.MerchantID, BookingID: in.BookingID,
+		Reference: in.Reference, Status: intent.StatusFailed, Amount: in.Amount, Currency: in.Currency,
+		Reason: err.Error(), Attempts: j.attempt, Time: p.cfg.Now(),
 	})
 }
 

@@ -43,6 +43,7 @@ type Config struct {
 	Lease                time.Duration
 	ResolveDelay         time.Duration
 	ConfigBudget         time.Duration
+	RetryBudget          time.Duration
 	CallbackBudget       time.Duration
 	RecordRetention      time.Duration
 	TokenRefreshAhead    float64
@@ -232,6 +233,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.Lease = e.duration("CHARGE_LEASE", 2*time.Minute)
 	c.ResolveDelay = e.duration("RESOLVE_DELAY", 60*time.Second)
 	c.ConfigBudget = e.duration("CONFIG_BUDGET", time.Hour)
+	c.RetryBudget = e.duration("PAYMENT_RETRY_BUDGET", 24*time.Hour)
 	c.CallbackBudget = e.duration("CALLBACK_BUDGET", 24*time.Hour)
 	c.RecordRetention = e.duration("RECORD_RETENTION", 45*24*time.Hour)
 	c.TokenRefreshAhead = e.fraction("TOKEN_REFRESH_AHEAD", 0.2)

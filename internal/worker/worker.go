@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 			func() float64 { return float64(cybsClient.Handshakes.Load()) }))
 		w.payments = consume.NewPayments(consume.PaymentsConfig{
 			SolutionID: cfg.CybsSolutionID, Lease: cfg.Lease, ResolveDelay: cfg.ResolveDelay,
-			ConfigBudget: cfg.ConfigBudget, KeepAlive: cfg.AckWait / 3, AfterRecord: h.AfterRecord,
+			ConfigBudget: cfg.ConfigBudget, RetryBudget: cfg.RetryBudget, KeepAlive: cfg.AckWait / 3, AfterRecord: h.AfterRecord,
 		}, cache, cybsClient, records, w.js, log.With().Str("role", "payments").Logger(), metrics)
 	}
 	if contains(cfg.Roles, "callbacks") {

@@ -46,4 +46,7 @@ if [ "$fuzztime" != 0 ]; then
     done
   done
 fi
+# The README's demo, so that CI shows it running from a fresh clone.
+echo "demo:"
+scripts/demo.sh
 echo "test: all passed"

@@ -43,7 +43,7 @@ type Tokens struct {
 
 // Authorized reports the statuses that get a TTC callback: an authorization
 // exists for (part of) the amount.
-func (r *Result) Authorized() bool {
+func (r Result) Authorized() bool {
 	switch r.Status {
 	case "AUTHORIZED", "PARTIAL_AUTHORIZED", "AUTHORIZED_PENDING_REVIEW":
 		return true
@@ -65,7 +65,7 @@ type CallbackJob struct {
 }
 
 // CallbackJob builds the job of an authorized result.
-func (r *Result) CallbackJob() CallbackJob {
+func (r Result) CallbackJob() CallbackJob {
 	amount := r.AuthorizedAmount
 	if amount == "" {
 		amount = r.Amount

@@ -31,6 +31,9 @@ type Credentials interface {
 type Charger interface {
 	Authorize(ctx context.Context, cr cybs.Credentials, req *cybs.PaymentRequest) (*cybs.PaymentResponse, error)
 	Reverse(ctx context.Context, cr cybs.Credentials, paymentID string, req *cybs.ReversalRequest) (*cybs.FollowUpResponse, error)
+	Capture(ctx context.Context, cr cybs.Credentials, paymentID string, req *cybs.CaptureRequest) (*cybs.FollowUpResponse, error)
+	Refund(ctx context.Context, cr cybs.Credentials, paymentID string, req *cybs.RefundRequest) (*cybs.FollowUpResponse, error)
+	Void(ctx context.Context, cr cybs.Credentials, paymentID string, req *cybs.VoidRequest) (*cybs.FollowUpResponse, error)
 	TimeoutReversal(ctx context.Context, cr cybs.Credentials, req *cybs.ReversalRequest) (*cybs.FollowUpResponse, error)
 	TimeoutVoid(ctx context.Context, cr cybs.Credentials, req *cybs.VoidRequest) (*cybs.FollowUpResponse, error)
 }
@@ -46,6 +49,12 @@ type Records interface {
 	Extend(ctx context.Context, intentID, owner string, attempt int, lease time.Duration) error
 	MarkCallbackDelivered(ctx context.Context, intentID string) error
 	CallbackDelivered(ctx context.Context, intentID string) (bool, error)
+	Result(ctx context.Context, intentID string) ([]byte, error)
+	RecordPayment(ctx context.Context, p idempotency.Payment) error
+	Reserve(ctx context.Context, cybersourceID, opID, kind string, amount int64) (int64, string, error)
+	Unreserve(ctx context.Context, cybersourceID, opID, kind string) error
+	LastTransaction(ctx context.Context, root string) (string, error)
+	AdvanceChain(ctx context.Context, root, transactionID string) error
 }
 
 // Publisher publishes to JetStream (jetstream.JetStream).
@@ -178,8 +187,17 @@ func (p *Payments) Handle(ctx context.Context, msg jetstream.Msg) {
 	case idempotency.Claimed:
 		j.attempt, j.claimed = c.Attempt, time.Now()
 		j.log = j.log.With().Int("attempt", j.attempt).Logger()
-		p.charge(ctx, j, false)
+		p.attempt(ctx, j)
 	}
+}
+
+// attempt runs the intent's operation for the claimed attempt.
+func (p *Payments) attempt(ctx context.Context, j *job) {
+	if j.in.Op() == intent.OpAuthorize {
+		p.charge(ctx, j, false)
+		return
+	}
+	p.operate(ctx, j)
 }
 
 // charge makes attempt j.attempt, which j.owner holds.
@@ -213,7 +231,18 @@ func (p *Payments) charge(ctx context.Context, j *job, retried401 bool) {
 			return
 		}
 	}
-	req := in.PaymentRequest(j.attempt, p.cfg.SolutionID)
+	previousID := ""
+	if in.UsesLastSuccessfulID() {
+		// Visa wants the last successful transaction of the series.
+		last, lerr := p.records.LastTransaction(ctx, in.Credential.PreviousTransactionID)
+		if lerr != nil {
+			p.release(ctx, j)
+			p.nak(j, p.cfg.Retry.Delay(j.delivered))
+			return
+		}
+		previousID = last
+	}
+	req := in.PaymentRequestWith(j.attempt, p.cfg.SolutionID, previousID)
 	start := time.Now()
 	resp, err := p.charger.Authorize(ctx, cybsCreds(cr), req)
 	p.m.ChargeSeconds.Observe(time.Since(start).Seconds())
@@ -305,11 +334,15 @@ func (p *Payments) resolve(ctx context.Context, j *job) {
 		return
 	}
 	txn := intent.TransactionID(in.IntentID, j.attempt)
-	ref := cybs.ClientReference{Code: in.Reference, TransactionID: txn, Comments: "timeout"}
+	ref := cybs.ClientReference{Code: cmp.Or(in.Reference, in.IntentID), TransactionID: txn, Comments: "timeout"}
 	var fu *cybs.FollowUpResponse
-	if in.Captures() {
+	switch op := in.Op(); {
+	case op == intent.OpReverse || op == intent.OpVoid:
+		// Repeating a reversal or void is harmless (CyberSource answers
+		// "already reversed/voided"): nothing to cancel first.
+	case op == intent.OpCapture || op == intent.OpRefund || in.Captures():
 		fu, err = p.charger.TimeoutVoid(ctx, cybsCreds(cr), &cybs.VoidRequest{ClientReferenceInformation: ref})
-	} else {
+	default:
 		fu, err = p.charger.TimeoutReversal(ctx, cybsCreds(cr), &cybs.ReversalRequest{
 			ClientReferenceInformation: ref,
 			ReversalInformation: cybs.ReversalInformation{
@@ -332,7 +365,7 @@ func (p *Payments) resolve(ctx context.Context, j *job) {
 			Msg("unknown attempt cancelled; charging anew")
 		j.attempt, j.claimed = n, time.Now()
 		j.log = j.log.With().Int("attempt", j.attempt).Logger()
-		p.charge(ctx, j, false)
+		p.attempt(ctx, j)
 	case cybs.OutcomeOf(err) == cybs.OutcomeCredentialsRejected:
 		_ = p.creds.Invalidate(bg, cr)
 		_ = p.records.MarkUnknown(bg, in.IntentID, j.owner, j.attempt)
@@ -436,6 +469,11 @@ func (p *Payments) replay(ctx context.Context, j *job, recorded []byte) {
 }
 
 func (p *Payments) emitAndAck(ctx context.Context, j *job, r *intent.Result, resultJSON []byte) {
+	if err := p.afterAuthorized(ctx, j, r); err != nil {
+		j.log.Warn().Err(err).Msg("record the authorized payment; retrying")
+		p.nak(j, p.cfg.Retry.Delay(j.delivered))
+		return
+	}
 	if err := p.emit(ctx, r, resultJSON); err != nil {
 		j.log.Warn().Err(err).Msg("publish result; will re-emit on redelivery")
 		p.nak(j, p.cfg.Retry.Delay(j.delivered))
@@ -444,6 +482,28 @@ func (p *Payments) emitAndAck(ctx context.Context, j *job, r *intent.Result, res
 	if err := j.msg.Ack(); err != nil {
 		j.log.Warn().Err(err).Msg("ack")
 	}
+}
+
+// afterAuthorized opens the settlement ledger of an authorized payment and
+// advances its stored-credential series. Both are idempotent, so a
+// redelivery runs them again safely.
+func (p *Payments) afterAuthorized(ctx context.Context, j *job, r *intent.Result) error {
+	if !r.Authorized() || r.Operation != "" || j.in == nil {
+		return nil
+	}
+	units, err := intent.AmountUnits(cmp.Or(r.AuthorizedAmount, r.Amount))
+	if err != nil {
+		return err
+	}
+	if err := p.records.RecordPayment(ctx, idempotency.Payment{
+		CyberSourceID: r.CyberSourceID, IntentID: r.IntentID, Currency: r.Currency, Authorized: units, Sale: r.Capture,
+	}); err != nil {
+		return err
+	}
+	if c := j.in.Credential; c != nil && c.Type == intent.CredentialMIT && r.NetworkTransactionID != "" {
+		return p.records.AdvanceChain(ctx, c.PreviousTransactionID, r.NetworkTransactionID)
+	}
+	return nil
 }
 
 func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte) error {

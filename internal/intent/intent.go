@@ -33,10 +33,41 @@ type Intent struct {
 	Reference  string  `json:"reference"`
 	Amount     string  `json:"amount"`
 	Currency   string  `json:"currency"`
-	Capture    *bool   `json:"capture"`
+	Capture    *bool   `json:"capture,omitempty"`
 	Tokenize   bool    `json:"tokenize,omitempty"`
 	Card       *Card   `json:"card,omitempty"`
 	BillTo     *BillTo `json:"billTo,omitempty"`
+
+	// Card on file (optional): see Credential and StoredCard.
+	CommerceIndicator string      `json:"commerceIndicator,omitempty"`
+	Credential        *Credential `json:"credential,omitempty"`
+	StoredCard        *StoredCard `json:"storedCard,omitempty"`
+
+	// Settlement: Operation is "authorize" (the default) or one of capture,
+	// reverse, void, refund on an earlier payment named by its intentId
+	// (PaymentIntentID) or its CyberSource id (PaymentID). Amount is then
+	// optional (default: all that is left) and Currency, when given, must
+	// be the payment's.
+	Operation       string `json:"operation,omitempty"`
+	PaymentIntentID string `json:"paymentIntentId,omitempty"`
+	PaymentID       string `json:"paymentId,omitempty"`
+}
+
+// Operations.
+const (
+	OpAuthorize = "authorize"
+	OpCapture   = "capture"
+	OpReverse   = "reverse"
+	OpVoid      = "void"
+	OpRefund    = "refund"
+)
+
+// Op is the intent's operation ("authorize" when none is given).
+func (in *Intent) Op() string {
+	if in.Operation == "" {
+		return OpAuthorize
+	}
+	return in.Operation
 }
 
 // Captures reports whether the intent is a sale (true) or an authorization
@@ -182,6 +213,21 @@ func (in *Intent) Validate(now time.Time) error {
 	checkID(bad, "intentId", in.IntentID, 64, true)
 	checkID(bad, "integrator", in.Integrator, 64, false)
 	checkID(bad, "merchantId", in.MerchantID, 64, false)
+	switch in.Op() {
+	case OpAuthorize:
+		in.validateAuthorize(bad, now)
+	case OpCapture, OpReverse, OpVoid, OpRefund:
+		in.validateOperation(bad)
+	default:
+		bad("operation", fmt.Sprintf("%q is not authorize, capture, reverse, void or refund", in.Operation))
+	}
+	if len(ps) > 0 {
+		return &ValidationError{ps}
+	}
+	return nil
+}
+
+func (in *Intent) validateAuthorize(bad func(string, string), now time.Time) {
 	checkText(bad, "bookingId", in.BookingID, 64)
 	checkText(bad, "reference", in.Reference, 50)
 	decimals, knownCurrency := MinorUnits(in.Currency)
@@ -197,9 +243,12 @@ func (in *Intent) Validate(now time.Time) error {
 	if in.Capture == nil {
 		bad("capture", "is required (true: sale, false: authorize only)")
 	}
-	if in.Card == nil {
-		bad("card", "is required")
-	} else {
+	switch {
+	case in.Card == nil && in.StoredCard == nil:
+		bad("card", "is required (or storedCard, to pay with TMS tokens)")
+	case in.Card != nil && in.StoredCard != nil:
+		bad("storedCard", "give card or storedCard, not both")
+	case in.Card != nil:
 		checkCard(bad, in.Card, now)
 	}
 	if in.BillTo == nil {
@@ -207,10 +256,58 @@ func (in *Intent) Validate(now time.Time) error {
 	} else {
 		checkBillTo(bad, in.BillTo)
 	}
-	if len(ps) > 0 {
-		return &ValidationError{ps}
+	if in.PaymentIntentID != "" || in.PaymentID != "" {
+		bad("paymentIntentId", "only settlement operations name an earlier payment")
 	}
-	return nil
+	in.checkCredential(bad)
+}
+
+func (in *Intent) validateOperation(bad func(string, string)) {
+	op := in.Op()
+	switch {
+	case in.PaymentIntentID == "" && in.PaymentID == "":
+		bad("paymentIntentId", op+" must name the payment: paymentIntentId or paymentId")
+	case in.PaymentIntentID != "" && in.PaymentID != "":
+		bad("paymentId", "give paymentIntentId or paymentId, not both")
+	case in.PaymentIntentID != "":
+		checkID(bad, "paymentIntentId", in.PaymentIntentID, 64, true)
+	default:
+		if len(in.PaymentID) > 32 || !allDigits(in.PaymentID) {
+			bad("paymentId", "must be a CyberSource payment id (digits)")
+		}
+	}
+	if in.BookingID != "" {
+		checkText(bad, "bookingId", in.BookingID, 64)
+	}
+	if in.Reference != "" {
+		checkText(bad, "reference", in.Reference, 50)
+	}
+	if in.Currency != "" {
+		if _, ok := MinorUnits(in.Currency); !ok {
+			bad("currency", "is not an ISO 4217 currency code")
+		}
+	}
+	if in.Amount != "" {
+		if op == OpVoid {
+			bad("amount", "a void cancels the whole transaction: give no amount")
+		} else {
+			decimals, known := MinorUnits(in.Currency)
+			if in.Currency == "" {
+				bad("currency", "is required with an amount (the payment's currency)")
+			} else if msg := checkAmount(in.Amount, decimals, known); msg != "" {
+				bad("amount", msg)
+			}
+		}
+	}
+	for field, set := range map[string]bool{
+		"card": in.Card != nil, "storedCard": in.StoredCard != nil, "billTo": in.BillTo != nil,
+		"capture": in.Capture != nil, "tokenize": in.Tokenize, "credential": in.Credential != nil,
+		"commerceIndicator": in.CommerceIndicator != "",
+	} {
+		if set {
+			bad(field, "does not belong on a "+op+" (it acts on an existing payment)")
+		}
+	}
 }
 
 func checkID(bad func(string, string), field, v string, max int, dots bool) {
@@ -434,4 +531,36 @@ func CardType(n string) string {
 func TransactionID(intentID string, attempt int) string {
 	h := sha256.Sum256([]byte(intentID))
 	return hex.EncodeToString(h[:10]) + "-" + strconv.Itoa(attempt)
+}
+
+// AmountScale is how many units of AmountUnits make one currency unit: it
+// holds every ISO 4217 minor unit (up to four decimals).
+const AmountScale = 10000
+
+// AmountUnits reads a validated decimal amount as ten-thousandths.
+func AmountUnits(s string) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || !allDigits(whole) || !allDigits(frac) || len(frac) > 4 || len(whole) > 13 {
+		return 0, fmt.Errorf("amount %q is not a decimal with at most 4 decimals", s)
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	for len(frac) < 4 {
+		frac += "0"
+	}
+	f, _ := strconv.ParseInt(frac, 10, 64)
+	return w*AmountScale + f, nil
+}
+
+// FormatAmount writes ten-thousandths with the currency's decimals.
+func FormatAmount(units int64, currency string) string {
+	d, ok := MinorUnits(currency)
+	if !ok {
+		d = 2
+	}
+	s := strconv.FormatInt(units/AmountScale, 10)
+	if d == 0 {
+		return s
+	}
+	frac := strconv.FormatInt(units%AmountScale+AmountScale, 10)[1:]
+	return s + "." + frac[:d]
 }

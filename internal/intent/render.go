@@ -12,6 +12,13 @@ import (
 // the partner solution id when configured, and the card type code
 // CyberSource recommends sending.
 func (in *Intent) PaymentRequest(attempt int, solutionID string) *cybs.PaymentRequest {
+	return in.PaymentRequestWith(attempt, solutionID, "")
+}
+
+// PaymentRequestWith is PaymentRequest with the previous transaction id to
+// send on an MIT ("" for the intent's own; the worker passes Visa's last
+// successful id of the series).
+func (in *Intent) PaymentRequestWith(attempt int, solutionID, previousID string) *cybs.PaymentRequest {
 	r := &cybs.PaymentRequest{
 		ClientReferenceInformation: cybs.ClientReference{
 			Code:          in.Reference,
@@ -34,6 +41,7 @@ func (in *Intent) PaymentRequest(attempt int, solutionID string) *cybs.PaymentRe
 			SecurityCode: c.SecurityCode, Type: CardType(c.Number),
 		}
 	}
+	in.applyCredential(r, previousID)
 	if b := in.BillTo; b != nil {
 		r.OrderInformation.BillTo = &cybs.BillTo{
 			FirstName: b.FirstName, LastName: b.LastName, Address1: b.Address1, Address2: b.Address2,
@@ -47,10 +55,13 @@ func (in *Intent) PaymentRequest(attempt int, solutionID string) *cybs.PaymentRe
 // String describes an intent without card data, for logs and errors.
 func (in *Intent) String() string {
 	card := "none"
-	if in.Card != nil {
+	switch {
+	case in.Card != nil:
 		card = MaskPAN(in.Card.Number)
+	case in.StoredCard != nil:
+		card = "stored"
 	}
-	return fmt.Sprintf("intent{%s %s/%s %s %s capture:%v card:%s}", in.IntentID, in.Integrator, in.MerchantID, in.Amount, in.Currency, in.Captures(), card)
+	return fmt.Sprintf("intent{%s %s %s/%s %s %s capture:%v card:%s}", in.IntentID, in.Op(), in.Integrator, in.MerchantID, in.Amount, in.Currency, in.Captures(), card)
 }
 
 // GoString describes it the same way.

@@ -4,6 +4,10 @@ import "time"
 
 // Result statuses besides CyberSource's own (AUTHORIZED, DECLINED, ...).
 const (
+	StatusCaptured       = "CAPTURED"        // a capture was accepted
+	StatusReversed       = "REVERSED"        // an authorization reversal was accepted
+	StatusVoided         = "VOIDED"          // a void was accepted
+	StatusRefunded       = "REFUNDED"        // a refund was accepted
 	StatusInvalid        = "INVALID"         // the intent was malformed; never charged
 	StatusRejected       = "REJECTED"        // CyberSource answered 400; not charged
 	StatusFailed         = "FAILED"          // dead-lettered before charging (configuration, budget)
@@ -19,6 +23,8 @@ type Result struct {
 	BookingID            string    `json:"bookingId,omitempty"`
 	Reference            string    `json:"reference,omitempty"`
 	Status               string    `json:"status"`
+	Operation            string    `json:"operation,omitempty"` // capture, reverse, void, refund (absent: authorize)
+	PaymentID            string    `json:"paymentId,omitempty"` // the payment a settlement operation acted on
 	CyberSourceID        string    `json:"cybersourceId,omitempty"`
 	Capture              bool      `json:"capture,omitempty"`
 	Amount               string    `json:"amount,omitempty"`

@@ -50,7 +50,8 @@ func schemaAccepts(s *jsonschema.Schema, data []byte) bool {
 }
 
 // The checks the schema cannot express (its description lists them).
-var semanticOnly = map[string]bool{"BadLuhn": true, "UnsupportedBrand": true, "ExpiredCard": true}
+var semanticOnly = map[string]bool{"BadLuhn": true, "UnsupportedBrand": true, "ExpiredCard": true,
+	"MastercardRecurring": true, "DiscoverMIT": true}
 
 // TestSchemaAgreesWithValidation runs the valid and invalid corpora through
 // the JSON Schema and the Go validation.
@@ -65,6 +66,18 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 		"Amex":          edit(t, func(m map[string]any) { card(m)["number"] = "378282246310005"; card(m)["securityCode"] = "1234" }),
 		"SmallAmount":   edit(t, func(m map[string]any) { m["amount"] = "0.01" }),
 		"Unicode":       edit(t, func(m map[string]any) { billTo(m)["firstName"] = "Zoë"; billTo(m)["locality"] = "Zürich" }),
+		"CITStore": edit(t, func(m map[string]any) {
+			m["credential"] = map[string]any{"type": "cit_store", "reason": "recurring"}
+			m["commerceIndicator"] = "vbv"
+		}),
+		"MITStoredCard": edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"paymentInstrumentId": "ABC", "brand": "visa"}
+			m["credential"] = map[string]any{"type": "mit", "reason": "no_show", "previousTransactionId": "123456789012345"}
+		}),
+		"Capture":       []byte(`{"version":1,"intentId":"c1","integrator":"costco","merchantId":"m","operation":"capture","paymentIntentId":"p1"}`),
+		"PartialRefund": []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"refund","paymentId":"123","amount":"5.00","currency":"USD"}`),
+		"Void":          []byte(`{"version":1,"intentId":"v1","integrator":"costco","merchantId":"m","operation":"void","paymentIntentId":"p1"}`),
 	}
 	for name, data := range valid {
 		_, goErr := intent.Decode(data, now)
@@ -72,7 +85,44 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 			t.Errorf("valid %s: Go %v, schema accepts %v", name, goErr, schemaAccepts(s, data))
 		}
 	}
-	for _, tc := range invalidCases(t) {
+	more := []struct {
+		name, field string
+		data        []byte
+	}{
+		{"MITWithoutPreviousID", "", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": "mit", "reason": "recurring"} })},
+		{"MITWithoutReason", "", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": "mit", "previousTransactionId": "1"} })},
+		{"StoredCITWithReason", "", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": "cit_stored", "reason": "recurring"} })},
+		{"StoringCITWithPrevious", "", edit(t, func(m map[string]any) {
+			m["credential"] = map[string]any{"type": "cit_store", "previousTransactionId": "1"}
+		})},
+		{"StoringCITWithMITReason", "", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": "cit_store", "reason": "no_show"} })},
+		{"UnknownIndicator", "", edit(t, func(m map[string]any) { m["commerceIndicator"] = "web" })},
+		{"CardAndStoredCard", "", edit(t, func(m map[string]any) { m["storedCard"] = map[string]any{"customerId": "C1"} })},
+		{"StoredCardTwoIDs", "", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"customerId": "C1", "paymentInstrumentId": "P1"}
+		})},
+		{"StoredCardNoBrandWithCredential", "", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"customerId": "C1"}
+			m["credential"] = map[string]any{"type": "cit_stored"}
+		})},
+		{"MastercardRecurring", "", edit(t, func(m map[string]any) {
+			card(m)["number"] = "5555555555554444"
+			m["credential"] = map[string]any{"type": "mit", "reason": "recurring", "previousTransactionId": "1"}
+		})},
+		{"DiscoverMIT", "", edit(t, func(m map[string]any) {
+			card(m)["number"] = "6011111111111117"
+			m["credential"] = map[string]any{"type": "mit", "reason": "recurring", "previousTransactionId": "1"}
+		})},
+		{"CaptureWithoutPayment", "", []byte(`{"version":1,"intentId":"c1","integrator":"costco","merchantId":"m","operation":"capture"}`)},
+		{"CaptureWithCard", "", []byte(`{"version":1,"intentId":"c1","integrator":"costco","merchantId":"m","operation":"capture","paymentIntentId":"p","card":{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"}}`)},
+		{"VoidWithAmount", "", []byte(`{"version":1,"intentId":"v1","integrator":"costco","merchantId":"m","operation":"void","paymentIntentId":"p","amount":"1.00","currency":"USD"}`)},
+		{"RefundAmountNoCurrency", "", []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"refund","paymentIntentId":"p","amount":"1.00"}`)},
+		{"UnknownOperation", "", []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"settle","paymentIntentId":"p"}`)},
+		{"AuthorizeNamingPayment", "", edit(t, func(m map[string]any) { m["paymentIntentId"] = "p" })},
+	}
+	for _, tc := range append(invalidCases(t), more...) {
 		_, goErr := intent.Decode(tc.data, now)
 		if goErr == nil {
 			t.Fatalf("%s: Go accepted", tc.name)

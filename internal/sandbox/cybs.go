@@ -431,6 +431,22 @@ func (s *Sandbox) validatePayment(req *csPaymentRequest) (storedCard, []fieldPro
 			missing("orderInformation.billTo." + f)
 		}
 	}
+	// The credentialed-transactions guide: an MIT names the transaction
+	// that stored the card, and Discover needs the original amount.
+	if p := req.ProcessingInformation; p != nil && p.AuthorizationOptions != nil && p.AuthorizationOptions.Initiator != nil {
+		in := p.AuthorizationOptions.Initiator
+		m := in.MerchantInitiatedTransaction
+		if in.Type == "merchant" && (m == nil || m.PreviousTransactionID == "") {
+			missing("processingInformation.authorizationOptions.initiator.merchantInitiatedTransaction.previousTransactionId")
+		}
+		discover := card.number != "" && cardType(card.number) == "004"
+		if discover && (in.Type == "merchant" || in.StoredCredentialUsed) && (m == nil || m.OriginalAuthorizedAmount == "") {
+			missing("processingInformation.authorizationOptions.initiator.merchantInitiatedTransaction.originalAuthorizedAmount")
+		}
+		if in.Type != "" && in.Type != "merchant" && in.Type != "customer" {
+			invalid("processingInformation.authorizationOptions.initiator.type")
+		}
+	}
 	if len(ps) > 0 || card.number == "" {
 		return card, ps
 	}
@@ -493,6 +509,15 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		var txn string
+		if req.ClientReferenceInformation != nil {
+			txn = req.ClientReferenceInformation.TransactionID
+		}
+		if txn != "" && s.usedTxnIDs[txn] {
+			s.badRequest(w, "DUPLICATE_REQUEST", "Declined - The merchant transaction identifier has already been used",
+				fieldProblem{Field: "clientReferenceInformation.transactionId", Reason: "INVALID_DATA"})
+			return
+		}
 		c := s.byID[r.PathValue("id")]
 		if c == nil || c.MerchantID != merchant {
 			s.badRequest(w, "INVALID_PAYMENT_ID", "Declined - The payment id is not known")
@@ -531,6 +556,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			}
 			c.captured += amt
 			c.refresh()
+			s.noteFollowUp(txn, c, "capture", amt)
 			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
 				"orderInformation": map[string]any{"amountDetails": map[string]any{"totalAmount": formatMilli(amt, c.decimals), "currency": c.Currency}},
 				"_links":           map[string]any{"void": link("POST", "/pts/v2/captures/"+id+"/voids")}})
@@ -554,6 +580,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			}
 			c.reversed += amt
 			c.refresh()
+			s.noteFollowUp(txn, c, "reversal", amt)
 			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "REVERSED", "submitTimeUtc": now,
 				"reversalAmountDetails": map[string]any{"reversedAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
 		case "voids":
@@ -567,6 +594,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			}
 			c.Voided = true
 			c.refresh()
+			s.noteFollowUp(txn, c, "void", 0)
 			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "VOIDED", "submitTimeUtc": now,
 				"voidAmountDetails": map[string]any{"voidAmount": formatMilli(c.captured, c.decimals), "currency": c.Currency}})
 		case "refunds":
@@ -585,6 +613,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			c.refunded += amt
 			c.Refunds = append(c.Refunds, formatMilli(amt, c.decimals))
 			c.refresh()
+			s.noteFollowUp(txn, c, "refund", amt)
 			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
 				"refundAmountDetails": map[string]any{"refundAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
 		}
@@ -626,6 +655,26 @@ func (s *Sandbox) handleTimeout(kind string) http.HandlerFunc {
 		now := s.cfg.Now()
 		// The transactionId is spent: a late original with it is refused.
 		s.usedTxnIDs[txn] = true
+		if fu := s.followUps[txn]; fu != nil && kind == "void" {
+			// A timeout void of a capture or refund cancels just that.
+			rec := TimeoutReversal{Kind: kind, TransactionID: txn, Found: true, At: now, Status: "VOIDED"}
+			if !fu.voided {
+				fu.voided = true
+				switch fu.kind {
+				case "capture":
+					fu.charge.captured -= fu.amount
+				case "refund":
+					fu.charge.refunded -= fu.amount
+					fu.charge.Refunds = append(fu.charge.Refunds, "-"+formatMilli(fu.amount, fu.charge.decimals))
+				}
+				fu.charge.refresh()
+			}
+			s.timeoutRevs = append(s.timeoutRevs, rec)
+			writeJSON(w, http.StatusCreated, map[string]any{"id": s.newIDLocked(), "status": "VOIDED",
+				"clientReferenceInformation": map[string]any{"transactionId": txn},
+				"voidAmountDetails":          map[string]any{"voidAmount": formatMilli(fu.amount, fu.charge.decimals), "currency": fu.charge.Currency}})
+			return
+		}
 		c := s.byTxnID[txn]
 		rec := TimeoutReversal{Kind: kind, TransactionID: txn, Found: c != nil, At: now}
 		id := s.newIDLocked()
@@ -673,4 +722,13 @@ func (s *Sandbox) handleTimeout(kind string) http.HandlerFunc {
 		s.timeoutRevs = append(s.timeoutRevs, rec)
 		writeJSON(w, http.StatusCreated, resp)
 	}
+}
+
+// noteFollowUp records a follow-up sent with a transactionId. Caller holds s.mu.
+func (s *Sandbox) noteFollowUp(txn string, c *Charge, kind string, amount int64) {
+	if txn == "" {
+		return
+	}
+	s.usedTxnIDs[txn] = true
+	s.followUps[txn] = &followUp{charge: c, kind: kind, amount: amount}
 }

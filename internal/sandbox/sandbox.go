@@ -62,6 +62,7 @@ type Sandbox struct {
 	charges     []*Charge
 	byID        map[string]*Charge
 	byTxnID     map[string]*Charge
+	followUps   map[string]*followUp
 	usedTxnIDs  map[string]bool
 	tms         map[string]storedCard
 	tokenReqs   []*TokenRequest
@@ -77,6 +78,15 @@ type issuedToken struct {
 	integrator, merchant string
 	expires              time.Time
 	revoked              bool
+}
+
+// followUp is a capture or refund sent with a transactionId, so that a
+// timeout void can cancel it.
+type followUp struct {
+	charge *Charge
+	kind   string
+	amount int64
+	voided bool
 }
 
 type storedCard struct {
@@ -129,6 +139,7 @@ func (s *Sandbox) resetLocked() {
 	s.charges = nil
 	s.byID = map[string]*Charge{}
 	s.byTxnID = map[string]*Charge{}
+	s.followUps = map[string]*followUp{}
 	s.usedTxnIDs = map[string]bool{}
 	s.tms = map[string]storedCard{}
 	s.tokenReqs = nil

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -590,5 +591,37 @@ func TestFaultsAdmin(t *testing.T) {
 	var l sandbox.Ledger
 	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil || len(l.TokenRequests) != 0 {
 		t.Fatalf("ledger after reset: %v %+v", err, l)
+	}
+}
+
+func TestMITRules(t *testing.T) {
+	srv := start(t, sandbox.Config{})
+	s := newSession(t, srv)
+	n := 0
+	mit := func(card, extra string) string {
+		n++
+		body := payment(card, "10.00", fmt.Sprintf("mit-%d", n), false)
+		return strings.Replace(body, `"processingInformation":{`, `"processingInformation":{"commerceIndicator":"recurring","authorizationOptions":{"initiator":{"type":"merchant","storedCredentialUsed":true`+extra+`}},`, 1)
+	}
+	cases := []struct {
+		name, body, field string
+	}{
+		{"NoPreviousTransactionID", mit("4111111111111111", ""), "previousTransactionId"},
+		{"DiscoverWithoutOriginalAmount", mit("6011111111111117", `,"merchantInitiatedTransaction":{"reason":"7","previousTransactionId":"123"}`), "originalAuthorizedAmount"},
+	}
+	for _, tc := range cases {
+		st, m := s.pay(t, tc.body)
+		d, _ := json.Marshal(m["details"])
+		if st != 400 || m["reason"] != "MISSING_FIELD" || !strings.Contains(string(d), tc.field) {
+			t.Errorf("%s: %d %v", tc.name, st, m)
+		}
+	}
+	st, m := s.pay(t, mit("6011111111111117", `,"merchantInitiatedTransaction":{"previousTransactionId":"123","originalAuthorizedAmount":"10.00"}`))
+	if st != 201 {
+		t.Fatalf("valid Discover MIT: %d %v", st, m)
+	}
+	c := srv.Ledger().Charges[0]
+	if c.Credential.InitiatorType != "merchant" || c.Credential.PreviousTransactionID != "123" || c.Credential.OriginalAmount != "10.00" || c.CommerceIndic != "recurring" {
+		t.Fatalf("ledger credential %+v", c.Credential)
 	}
 }

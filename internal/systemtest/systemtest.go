@@ -95,6 +95,9 @@ func New(t *testing.T, sbCfg sandbox.Config, persistentRedis bool) *Env {
 	return e
 }
 
+// T is the test the system belongs to.
+func (e *Env) T() *testing.T { return e.t }
+
 // Vars is a complete worker environment for this system, plus extra.
 func (e *Env) Vars(extra map[string]string) map[string]string {
 	key := make([]byte, 32)

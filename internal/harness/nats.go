@@ -41,22 +41,43 @@ func (n *NATS) URL() string { return n.Server.ClientURL() }
 
 func startServer(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(opts)
+	s, err := newServer(opts)
 	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatalf("nats server %s not ready", opts.ServerName)
+		t.Fatal(err)
 	}
 	return s
 }
 
+func newServer(opts *server.Options) (*server.Server, error) {
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server %s not ready", opts.ServerName)
+	}
+	return s, nil
+}
+
+// NewNATS starts a single JetStream server outside a test, storing in dir.
+func NewNATS(dir string) (*NATS, error) {
+	s, err := newServer(&server.Options{ServerName: "single", Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true, MaxPayload: 1 << 20})
+	if err != nil {
+		return nil, err
+	}
+	return &NATS{Server: s}, nil
+}
+
+// Close shuts the server down.
+func (n *NATS) Close() { n.Server.Shutdown(); n.Server.WaitForShutdown() }
+
 // Cluster is a three-node (or n-node) embedded NATS cluster with JetStream,
 // whose nodes can be stopped and restarted on the same ports and store.
 type Cluster struct {
-	t     testing.TB
+	t     testing.TB // nil outside tests
 	mu    sync.Mutex
 	opts  []*server.Options
 	nodes []*server.Server
@@ -65,18 +86,34 @@ type Cluster struct {
 // StartCluster starts an n-node JetStream cluster on free loopback ports.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t}
+	c, err := NewCluster(t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = t
+	t.Cleanup(c.Shutdown)
+	return c
+}
+
+// NewCluster starts an n-node cluster outside a test, storing under dir.
+// The caller shuts it down.
+func NewCluster(base string, n int) (*Cluster, error) {
+	c := &Cluster{}
 	clientPorts := make([]int, n)
 	routePorts := make([]int, n)
 	for i := range n {
-		clientPorts[i] = FreePort(t)
-		routePorts[i] = FreePort(t)
+		var err error
+		if clientPorts[i], err = freePort(); err != nil {
+			return nil, err
+		}
+		if routePorts[i], err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	routes := make([]string, n)
 	for i := range n {
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
 	}
-	base := t.TempDir()
 	for i := range n {
 		c.opts = append(c.opts, &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
@@ -117,12 +154,15 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			t.Fatalf("cluster: %v", err)
+			c.Shutdown()
+			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
-	t.Cleanup(c.shutdown)
-	c.waitForMeta()
-	return c
+	if err := c.waitForMeta(); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	return c, nil
 }
 
 // URLs is a comma-separated list of every node's client URL.
@@ -145,35 +185,43 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
-// Restart starts node i again with its ports and store.
-func (c *Cluster) Restart(i int) {
-	c.t.Helper()
+// Restart starts node i again with its ports and store. In a test a
+// failure fails the test.
+func (c *Cluster) Restart(i int) error {
 	c.Stop(i)
-	c.mu.Lock()
-	c.nodes[i] = startServer(c.t, c.opts[i])
-	c.mu.Unlock()
-	c.waitForMeta()
+	s, err := newServer(c.opts[i])
+	if err == nil {
+		c.mu.Lock()
+		c.nodes[i] = s
+		c.mu.Unlock()
+		err = c.waitForMeta()
+	}
+	if err != nil && c.t != nil {
+		c.t.Fatal(err)
+	}
+	return err
 }
 
-func (c *Cluster) shutdown() {
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
 	for i := range c.nodes {
 		c.Stop(i)
 	}
 }
 
 // waitForMeta waits until the JetStream meta group has a leader.
-func (c *Cluster) waitForMeta() {
+func (c *Cluster) waitForMeta() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
 		for _, s := range c.nodes {
 			if s != nil && s.JetStreamIsLeader() {
 				c.mu.Unlock()
-				return
+				return nil
 			}
 		}
 		c.mu.Unlock()
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("cluster: no JetStream meta leader after 20s")
+	return fmt.Errorf("cluster: no JetStream meta leader after 20s")
 }

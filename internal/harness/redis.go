@@ -48,20 +48,37 @@ func StartPersistentRedis(t testing.TB) *Redis {
 
 func startRedis(t testing.TB, persist bool) *Redis {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server is not installed: run the README's test command (make test), which installs it, or apt-get install redis-server")
+	r, err := NewRedis(t.TempDir(), persist)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := &Redis{t: t, dir: t.TempDir(), persist: persist}
+	r.t = t
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// NewRedis starts redis-server outside a test (benchmarks, chaos runs),
+// keeping its files in dir. The caller stops it.
+func NewRedis(dir string, persist bool) (*Redis, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("redis-server is not installed: run ./scripts/test.sh, which installs it, or apt-get install redis-server")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &Redis{dir: dir, persist: persist}
 	var lastErr error
 	for range 5 {
-		r.port = FreePort(t)
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		r.port = port
 		if lastErr = r.start(); lastErr == nil {
-			t.Cleanup(r.Stop)
-			return r
+			return r, nil
 		}
 	}
-	t.Fatalf("start redis-server: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("start redis-server: %w", lastErr)
 }
 
 // Addr is host:port of the server.
@@ -130,18 +147,21 @@ func (r *Redis) Stop() {
 }
 
 // Restart starts the server again on the same port: empty, unless it was
-// started with StartPersistentRedis.
-func (r *Redis) Restart() {
-	r.t.Helper()
+// started persistent. In a test a failure fails the test.
+func (r *Redis) Restart() error {
 	r.Stop()
 	var err error
 	for range 50 {
 		if err = r.start(); err == nil {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r.t.Fatalf("restart redis-server: %v", err)
+	err = fmt.Errorf("restart redis-server: %w", err)
+	if r.t != nil {
+		r.t.Fatal(err)
+	}
+	return err
 }
 
 func ping(addr string) error {
@@ -170,12 +190,20 @@ func ping(addr string) error {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tail(b []byte, n int) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,14 +130,58 @@ func (c Config) Configs() []jetstream.StreamConfig {
 }
 
 // Ensure creates the streams, or updates them to this configuration. It is
-// idempotent and safe for many pods at once.
+// idempotent and safe for many pods at once: in a cluster, concurrent
+// create requests from several pods can go unanswered, so each attempt has
+// a short timeout, and after a failed attempt a stream that now exists with
+// this configuration's subjects counts as created.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	for _, sc := range c.Configs() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := ensureOne(ctx, js, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+func ensureOne(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	wait := 100 * time.Millisecond
+	for {
+		// Look first: a pod starting next to running ones changes nothing.
+		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		s, err := js.Stream(ictx, sc.Name)
+		cancel()
+		switch {
+		case err == nil && sameConfig(s.CachedInfo().Config, sc):
+			return nil
+		case err == nil:
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = js.UpdateStream(actx, sc)
+			cancel()
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			// Concurrent creates from several pods can go unanswered on a
+			// cluster: keep the attempt short; the next lookup finds a
+			// stream another pod (or a slow answer) created.
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = js.CreateStream(actx, sc)
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// sameConfig compares the settings this package manages.
+func sameConfig(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates && have.MaxMsgSize == want.MaxMsgSize &&
+		have.MaxMsgs == want.MaxMsgs && have.MaxAge == want.MaxAge && have.Discard == want.Discard && have.Storage == want.Storage
 }
 
 // ConsumerConfig is the durable pull consumer of a role. AckWait is kept

@@ -45,6 +45,7 @@ type Config struct {
 	ConfigBudget         time.Duration
 	RetryBudget          time.Duration
 	CallbackBudget       time.Duration
+	CallbackRetryMax     time.Duration
 	RecordRetention      time.Duration
 	TokenRefreshAhead    float64
 
@@ -235,6 +236,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.ConfigBudget = e.duration("CONFIG_BUDGET", time.Hour)
 	c.RetryBudget = e.duration("PAYMENT_RETRY_BUDGET", 24*time.Hour)
 	c.CallbackBudget = e.duration("CALLBACK_BUDGET", 24*time.Hour)
+	c.CallbackRetryMax = e.duration("CALLBACK_RETRY_MAX", 5*time.Minute)
 	c.RecordRetention = e.duration("RECORD_RETENTION", 45*24*time.Hour)
 	c.TokenRefreshAhead = e.fraction("TOKEN_REFRESH_AHEAD", 0.2)
 

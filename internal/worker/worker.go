@@ -132,7 +132,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 		}, cache, cybsClient, records, w.js, log.With().Str("role", "payments").Logger(), metrics)
 	}
 	if contains(cfg.Roles, "callbacks") {
-		w.callbacks = consume.NewCallbacks(consume.CallbacksConfig{Budget: cfg.CallbackBudget},
+		w.callbacks = consume.NewCallbacks(consume.CallbacksConfig{Budget: cfg.CallbackBudget,
+			Retry: consume.Backoff{Initial: time.Second, Max: cfg.CallbackRetryMax, Multiplier: 2, Jitter: 0.3}},
 			ttcClient, records, w.js, log.With().Str("role", "callbacks").Logger(), metrics)
 	}
 

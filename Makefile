@@ -1,16 +1,30 @@
-.PHONY: demo test build seed-flow sandbox
+.PHONY: demo test build bench chaos chaos-short seed-flow sandbox
 
-# The demo: the seed's flow (token, payment over mTLS, callback) against the
-# local sandbox. It becomes the full queue-driven demo when the worker lands.
+# The demo: embedded JetStream, the sandbox and a worker; example intents
+# published and every outcome printed. Needs only Go.
 demo:
 	@scripts/demo.sh
 
-# Everything CI runs: set-up, gofmt, vet, tests with -race, short fuzzing.
+# Everything CI runs: set-up, gofmt, vet, tests with -race, short fuzzing,
+# the short chaos run and the demo.
 test:
 	@scripts/test.sh
 
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+	@scripts/build.sh
+
+# The five performance figures (markdown table + bench.json).
+bench:
+	go run ./cmd/bench
+
+# The full chaos run (10,000 intents) and the CI variant (1,000).
+chaos:
+	go run ./cmd/chaos
+chaos-short:
+	go run ./cmd/chaos -short
+
+seed-flow:
+	@scripts/seed-flow.sh
 
 sandbox:
 	go run ./cmd/sandbox

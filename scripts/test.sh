@@ -46,6 +46,13 @@ if [ "$fuzztime" != 0 ]; then
     done
   done
 fi
+# The short chaos run: worker processes killed and restarted, Redis and a
+# NATS node restarted, CyberSource and TTC faults; invariants checked.
+if [ "${CHAOS:-short}" != off ]; then
+  echo "chaos (short):"
+  go run ./cmd/chaos -short
+fi
+
 # The README's demo, so that CI shows it running from a fresh clone.
 echo "demo:"
 scripts/demo.sh

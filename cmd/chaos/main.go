@@ -21,33 +21,30 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/ttcpay/payflow/internal/harness"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/sandbox"
 	"github.com/ttcpay/payflow/internal/streams"
-	"github.com/ttcpay/payflow/internal/worker"
+	"github.com/ttcpay/payflow/internal/workerproc"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "__worker" {
+	if workerproc.IsChild() {
 		// A worker process of the run (the same binary, re-executed).
-		if err := runWorker(ctx); err != nil {
+		if err := workerproc.RunChild(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
 			os.Exit(1)
 		}
@@ -57,18 +54,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
 	}
-}
-
-func runWorker(ctx context.Context) error {
-	cfg, err := worker.LoadConfig(os.Getenv)
-	if err != nil {
-		return err
-	}
-	w, err := worker.New(ctx, cfg, zerolog.New(os.Stdout).With().Timestamp().Logger(), worker.Hooks{})
-	if err != nil {
-		return err
-	}
-	return w.Run(ctx)
 }
 
 type plan struct {
@@ -138,25 +123,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.WriteFile(caFile, sb.CACertPEM(), 0o600); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	env := append(os.Environ(),
 		"NATS_URL="+cluster.URLs(), "REDIS_URL=redis://"+rdb.Addr(), "CACHE_ENCRYPTION_KEY="+randomB64(32),
 		"TTC_BASE_URL="+sb.TTCURL, "TTC_API_KEYS=costco="+apiKey, "CYBS_BASE_URL="+sb.CybsURL, "CYBS_CA_FILE="+caFile,
 		"CYBS_TIMEOUT=5s", "CHARGE_LEASE=20s", "RESOLVE_DELAY=2s", "ACK_WAIT=10s", "STREAM_REPLICAS=3",
 		"CALLBACK_RETRY_MAX=5s", "DRAIN_TIMEOUT=5s", "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "PAYMENTS_CONCURRENCY=32")
-	procs := make([]*proc, p.workers)
+	procs := make([]*workerproc.Proc, p.workers)
 	for i := range procs {
-		procs[i] = &proc{name: fmt.Sprintf("worker-%d", i+1), bin: self, env: env, logPath: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i+1))}
-		if err := procs[i].start(); err != nil {
+		procs[i] = &workerproc.Proc{Name: fmt.Sprintf("worker-%d", i+1), Env: env, LogPath: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i+1))}
+		if err := procs[i].Start(); err != nil {
 			return err
 		}
 	}
 	defer func() {
 		for _, w := range procs {
-			w.kill()
+			w.Kill()
 		}
 	}()
 	say("cluster %s, redis %s, sandbox %s; %d workers started", cluster.URLs(), rdb.Addr(), sb.TTCURL, p.workers)
@@ -272,11 +253,11 @@ loop:
 		}
 		if now.After(nextKill) && now.Before(chaosUntil) {
 			w := procs[mrand.IntN(len(procs))]
-			w.kill()
+			w.Kill()
 			kills++
-			say("SIGKILL %s (published %d)", w.name, published.Load())
+			say("SIGKILL %s (published %d)", w.Name, published.Load())
 			time.Sleep(time.Duration(500+mrand.IntN(2000)) * time.Millisecond)
-			if err := w.start(); err != nil {
+			if err := w.Start(); err != nil {
 				return err
 			}
 			nextKill = time.Now().Add(p.killEvery/2 + time.Duration(mrand.Int64N(int64(p.killEvery))))
@@ -351,7 +332,6 @@ func check(ctx context.Context, js jetstream.JetStream, l sandbox.Ledger, want m
 	if err != nil {
 		return nil, err
 	}
-	rep := &report{intents: len(want), dlqByClass: map[string]int{}}
 	latest := map[string]intent.Result{}
 	for _, m := range results {
 		var r intent.Result
@@ -366,6 +346,13 @@ func check(ctx context.Context, js jetstream.JetStream, l sandbox.Ledger, want m
 			dead[id] = m.Header.Get(streams.HeaderDLQClass)
 		}
 	}
+	return evaluate(want, latest, dead, l), nil
+}
+
+// evaluate checks the invariants: the latest result per intent, the dead
+// letters (with a reason) per intent, and the sandbox ledger.
+func evaluate(want map[string]bool, latest map[string]intent.Result, dead map[string]string, l sandbox.Ledger) *report {
+	rep := &report{intents: len(want), dlqByClass: map[string]int{}}
 	byID := map[string]sandbox.Charge{}
 	liveByRef := map[string]int{}
 	for _, c := range l.Charges {
@@ -430,7 +417,7 @@ func check(ctx context.Context, js jetstream.JetStream, l sandbox.Ledger, want m
 	rep.timeoutReversals = len(l.TimeoutReversals)
 	rep.tokenRequests = len(l.TokenRequests)
 	rep.overlappingTokenRequests = l.OverlappingTokenRequests()
-	return rep, nil
+	return rep
 }
 
 func (r *report) print(out io.Writer) {
@@ -484,42 +471,6 @@ func readAll(ctx context.Context, js jetstream.JetStream, stream string) ([]*jet
 		}
 	}
 	return out, nil
-}
-
-// proc is one worker process.
-type proc struct {
-	name, bin, logPath string
-	env                []string
-	mu                 sync.Mutex
-	cmd                *exec.Cmd
-}
-
-func (p *proc) start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.bin, "__worker")
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return err
-	}
-	go func() { _ = cmd.Wait(); f.Close() }()
-	p.cmd = cmd
-	return nil
-}
-
-func (p *proc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd = nil
-	}
 }
 
 func randomB64(n int) string {

@@ -197,6 +197,9 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// FreePortE is FreePort outside a test.
+func FreePortE() (int, error) { return freePort() }
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

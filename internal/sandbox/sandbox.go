@@ -326,3 +326,11 @@ func (s *Sandbox) TokenExpiry(token string) (time.Time, bool) {
 	}
 	return t.expires, true
 }
+
+// Counts returns how many charges and callback transactions the ledger
+// holds, without copying it (for polling).
+func (s *Sandbox) Counts() (charges, callbacks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.charges), len(s.cbOrder)
+}

@@ -57,6 +57,7 @@ type Config struct {
 	DLQMaxAge       time.Duration
 
 	HTTPAddr     string
+	EnablePprof  bool
 	DrainTimeout time.Duration
 	LogLevel     string
 }
@@ -248,6 +249,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.DLQMaxAge = e.duration("DLQ_MAX_AGE", 30*24*time.Hour)
 
 	c.HTTPAddr = e.str("HTTP_ADDR", ":8080")
+	switch v := e.str("ENABLE_PPROF", "false"); v {
+	case "true", "1":
+		c.EnablePprof = true
+	case "false", "0":
+	default:
+		e.bad("ENABLE_PPROF=%q: want true or false", v)
+	}
 	c.DrainTimeout = e.duration("DRAIN_TIMEOUT", 25*time.Second)
 	c.LogLevel = e.str("LOG_LEVEL", "info")
 

@@ -107,6 +107,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	slowC := fs.Int("inflight", 64, "payments in flight for (c)")
 	fourN := fs.Int("four", 10000, "payments for (d)")
 	jsonOut := fs.String("json", "bench.json", "where to write the JSON")
+	profile := fs.String("profile", "", "write the worker's CPU profile during (b) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fresh(); err != nil {
 		return err
 	}
-	p, err := b.pipeline(ctx, pipelineSpec{n: *n, workers: 1})
+	p, err := b.pipeline(ctx, pipelineSpec{n: *n, workers: 1, profile: *profile})
 	if err != nil {
 		return fmt.Errorf("(b): %w", err)
 	}
@@ -312,6 +313,7 @@ type pipelineSpec struct {
 	latency    time.Duration
 	env        []string
 	measureRSS bool
+	profile    string
 }
 
 type pipelineResult struct {
@@ -343,6 +345,9 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 		"TTC_BASE_URL="+sb.TTCURL, "TTC_API_KEYS=costco="+key, "CYBS_BASE_URL="+sb.CybsURL, "CYBS_CA_FILE="+caFile,
 		"LOG_LEVEL=warn", "DRAIN_TIMEOUT=5s")
 	env = append(env, s.env...)
+	if s.profile != "" {
+		env = append(env, "ENABLE_PPROF=true")
+	}
 	var procs []*workerproc.Proc
 	addrs := make([]string, s.workers)
 	for i := range s.workers {
@@ -370,6 +375,13 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 		}
 	}
 
+	profDone := make(chan error, 1)
+	if s.profile != "" {
+		go func() { profDone <- fetchProfile(addrs[0], s.profile) }()
+	} else {
+		profDone <- nil
+	}
+	defer func() { <-profDone }()
 	// Publish, remembering when each booking was published.
 	sent := make(map[string]time.Time, s.n)
 	capture := true
@@ -435,6 +447,21 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func fetchProfile(addr, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=4")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 func waitReady(ctx context.Context, addr string) error {

@@ -46,6 +46,9 @@ func withCode(code int, format string, args ...any) error {
 	return &exitErr{code: code, err: fmt.Errorf(format, args...)}
 }
 
+// version is stamped at build time (scripts/build.sh).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -84,6 +87,10 @@ Exit codes: 0 ok; 1 usage, connection or I/O error; 2 bad input, nothing publish
 
 // run is the whole program; main only maps its error to an exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, "publisher", version)
+		return nil
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {

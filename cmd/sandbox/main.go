@@ -22,6 +22,9 @@ import (
 	"github.com/ttcpay/payflow/internal/sandbox"
 )
 
+// version is stamped at build time (scripts/build.sh).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -109,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("write CA certificate: %w", err)
 	}
 
-	fmt.Fprintf(stdout, "# payflow sandbox: TTC gateway over http, CyberSource over https with client certificates\n")
+	fmt.Fprintf(stdout, "# payflow sandbox %s: TTC gateway over http, CyberSource over https with client certificates\n", version)
 	fmt.Fprintf(stdout, "#   token:    POST %s/cybersource/token/{integrator}   (x-api-key)\n", srv.TTCURL)
 	fmt.Fprintf(stdout, "#   payments: POST %s/pts/v2/payments   (Bearer + --cert/--key from the token response)\n", srv.CybsURL)
 	fmt.Fprintf(stdout, "#   callback: POST %s/cybersource/oauth/callback   (x-api-key)\n", srv.TTCURL)

@@ -16,6 +16,9 @@ import (
 	"github.com/ttcpay/payflow/internal/worker"
 )
 
+// version is stamped at build time (scripts/build.sh).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -36,7 +39,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if err != nil {
 		return fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	log := zerolog.New(stdout).Level(level).With().Timestamp().Str("service", "payflow-worker").Logger()
+	log := zerolog.New(stdout).Level(level).With().Timestamp().Str("service", "payflow-worker").Str("version", version).Logger()
+	cfg.Version = version
 	w, err := worker.New(ctx, cfg, log, worker.Hooks{})
 	if err != nil {
 		return err

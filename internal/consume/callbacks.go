@@ -75,11 +75,15 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := c.log.With().Str("intentId", job.IntentID).Str("merchantId", job.MerchantID).Uint64("attempt", delivered).Logger()
 
-	// A replay long after the duplicate window must not tell TTC twice.
-	if done, err := c.records.CallbackDelivered(ctx, job.IntentID); err == nil && done {
-		log.Info().Msg("callback already delivered")
-		_ = msg.Ack()
-		return
+	// A redelivery (a worker died after TTC answered) or a job re-published
+	// for a settled intent (a replay after the duplicate window) must not
+	// tell TTC twice; a first delivery needs no look-up.
+	if delivered > 1 || msg.Headers().Get(HeaderReemit) != "" {
+		if done, err := c.records.CallbackDelivered(ctx, job.IntentID); err == nil && done {
+			log.Info().Msg("callback already delivered")
+			_ = msg.Ack()
+			return
+		}
 	}
 	err := c.ttc.Callback(ctx, job.Integrator, ttc.Callback{
 		MerchantID: job.MerchantID, TransactionID: job.TransactionID, BookingID: job.BookingID,

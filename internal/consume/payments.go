@@ -45,14 +45,14 @@ type Records interface {
 	Advance(ctx context.Context, intentID, owner string, attempt int, lease time.Duration) (int, error)
 	Release(ctx context.Context, intentID, owner string, attempt int) error
 	MarkUnknown(ctx context.Context, intentID, owner string, attempt int) error
-	Finish(ctx context.Context, intentID, owner string, attempt int, result []byte) error
+	Finish(ctx context.Context, intentID, owner string, attempt int, result []byte, payment *idempotency.Payment) error
 	Extend(ctx context.Context, intentID, owner string, attempt int, lease time.Duration) error
 	MarkCallbackDelivered(ctx context.Context, intentID string) error
 	CallbackDelivered(ctx context.Context, intentID string) (bool, error)
 	Result(ctx context.Context, intentID string) ([]byte, error)
-	RecordPayment(ctx context.Context, p idempotency.Payment) error
-	Reserve(ctx context.Context, cybersourceID, opID, kind string, amount int64) (int64, string, error)
-	Unreserve(ctx context.Context, cybersourceID, opID, kind string) error
+	PaymentIntent(ctx context.Context, cybersourceID string) (string, error)
+	Reserve(ctx context.Context, paymentIntentID, opID, kind string, amount int64) (int64, string, error)
+	Unreserve(ctx context.Context, paymentIntentID, opID, kind string) error
 	LastTransaction(ctx context.Context, root string) (string, error)
 	AdvanceChain(ctx context.Context, root, transactionID string) error
 }
@@ -378,7 +378,7 @@ func (p *Payments) resolve(ctx context.Context, j *job) {
 			Reference: in.Reference, Status: intent.StatusUnknownOutcome, Amount: in.Amount, Currency: in.Currency,
 			Reason: reasonOf(err), Attempts: j.attempt, Time: p.cfg.Now()}
 		b, _ := json.Marshal(r)
-		if ferr := p.records.Finish(bg, in.IntentID, j.owner, j.attempt, b); ferr != nil {
+		if ferr := p.records.Finish(bg, in.IntentID, j.owner, j.attempt, b, nil); ferr != nil {
 			p.nak(j, time.Second)
 			return
 		}
@@ -436,10 +436,18 @@ func (p *Payments) resultOf(j *job, resp *cybs.PaymentResponse) *intent.Result {
 	return r
 }
 
-// finish records a definite outcome, publishes it and acks.
+// finish records a definite outcome (and, for an authorized payment, opens
+// its settlement ledger in the same step), publishes it and acks.
 func (p *Payments) finish(ctx context.Context, j *job, r *intent.Result) {
 	b, _ := json.Marshal(r)
-	if err := p.records.Finish(ctx, j.in.IntentID, j.owner, j.attempt, b); err != nil {
+	var pay *idempotency.Payment
+	if r.Authorized() && r.Operation == "" {
+		units, err := intent.AmountUnits(cmp.Or(r.AuthorizedAmount, r.Amount))
+		if err == nil {
+			pay = &idempotency.Payment{CyberSourceID: r.CyberSourceID, Currency: r.Currency, Authorized: units, Sale: r.Capture}
+		}
+	}
+	if err := p.records.Finish(ctx, j.in.IntentID, j.owner, j.attempt, b, pay); err != nil {
 		// Our lease was lost (we were presumed dead) or Redis is down: the
 		// record decides on redelivery. Never ack what is not recorded.
 		j.log.Warn().Err(err).Msg("cannot record the outcome; redelivery will settle it")
@@ -451,7 +459,7 @@ func (p *Payments) finish(ctx context.Context, j *job, r *intent.Result) {
 	if p.cfg.AfterRecord != nil && p.cfg.AfterRecord(j.in.IntentID) {
 		return // simulated crash
 	}
-	p.emitAndAck(ctx, j, r, b)
+	p.emitAndAck(ctx, j, r, b, false)
 }
 
 // replay re-emits the recorded outcome of a terminal intent (a redelivery or
@@ -465,16 +473,19 @@ func (p *Payments) replay(ctx context.Context, j *job, recorded []byte) {
 	}
 	j.log.Info().Str("status", r.Status).Msg("intent already settled; re-emitting its result")
 	p.m.Intents.WithLabelValues("replayed").Inc()
-	p.emitAndAck(ctx, j, &r, recorded)
+	p.emitAndAck(ctx, j, &r, recorded, true)
 }
 
-func (p *Payments) emitAndAck(ctx context.Context, j *job, r *intent.Result, resultJSON []byte) {
-	if err := p.afterAuthorized(ctx, j, r); err != nil {
-		j.log.Warn().Err(err).Msg("record the authorized payment; retrying")
+// emitAndAck publishes the result (and callback job) and acks. reemit marks
+// a callback job re-published for an intent settled earlier, so that the
+// callbacks consumer checks whether TTC already has it.
+func (p *Payments) emitAndAck(ctx context.Context, j *job, r *intent.Result, resultJSON []byte, reemit bool) {
+	if err := p.advanceChain(ctx, j, r); err != nil {
+		j.log.Warn().Err(err).Msg("record the stored-credential series; retrying")
 		p.nak(j, p.cfg.Retry.Delay(j.delivered))
 		return
 	}
-	if err := p.emit(ctx, r, resultJSON); err != nil {
+	if err := p.emit(ctx, r, resultJSON, reemit); err != nil {
 		j.log.Warn().Err(err).Msg("publish result; will re-emit on redelivery")
 		p.nak(j, p.cfg.Retry.Delay(j.delivered))
 		return
@@ -484,29 +495,24 @@ func (p *Payments) emitAndAck(ctx context.Context, j *job, r *intent.Result, res
 	}
 }
 
-// afterAuthorized opens the settlement ledger of an authorized payment and
-// advances its stored-credential series. Both are idempotent, so a
-// redelivery runs them again safely.
-func (p *Payments) afterAuthorized(ctx context.Context, j *job, r *intent.Result) error {
-	if !r.Authorized() || r.Operation != "" || j.in == nil {
+// advanceChain records an authorized MIT as the last successful transaction
+// of its stored-credential series (Visa's previous transaction id). It is
+// idempotent, so a redelivery runs it again safely.
+func (p *Payments) advanceChain(ctx context.Context, j *job, r *intent.Result) error {
+	if !r.Authorized() || r.Operation != "" || j.in == nil || r.NetworkTransactionID == "" {
 		return nil
 	}
-	units, err := intent.AmountUnits(cmp.Or(r.AuthorizedAmount, r.Amount))
-	if err != nil {
-		return err
-	}
-	if err := p.records.RecordPayment(ctx, idempotency.Payment{
-		CyberSourceID: r.CyberSourceID, IntentID: r.IntentID, Currency: r.Currency, Authorized: units, Sale: r.Capture,
-	}); err != nil {
-		return err
-	}
-	if c := j.in.Credential; c != nil && c.Type == intent.CredentialMIT && r.NetworkTransactionID != "" {
+	if c := j.in.Credential; c != nil && c.Type == intent.CredentialMIT {
 		return p.records.AdvanceChain(ctx, c.PreviousTransactionID, r.NetworkTransactionID)
 	}
 	return nil
 }
 
-func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte) error {
+// HeaderReemit marks a callback job re-published for an already settled
+// intent.
+const HeaderReemit = "Payflow-Reemit"
+
+func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte, reemit bool) error {
 	m := nats.NewMsg(streams.Results(r.MerchantID))
 	m.Data = resultJSON
 	m.Header.Set(nats.MsgIdHdr, r.IntentID)
@@ -520,6 +526,9 @@ func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte
 	m = nats.NewMsg(streams.Callbacks(r.MerchantID))
 	m.Data = cb
 	m.Header.Set(nats.MsgIdHdr, r.IntentID)
+	if reemit {
+		m.Header.Set(HeaderReemit, "1")
+	}
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("callback job: %w", err)
 	}

@@ -21,7 +21,22 @@ import (
 func (p *Payments) operate(ctx context.Context, j *job) {
 	in := j.in
 	op := in.Op()
-	paymentID := in.PaymentID
+	paymentID, payIntent := in.PaymentID, in.PaymentIntentID
+	if payIntent == "" {
+		id, err := p.records.PaymentIntent(ctx, paymentID)
+		if err != nil {
+			p.release(ctx, j)
+			j.log.Warn().Err(err).Msg("cannot look the payment up; retrying")
+			p.nak(j, p.cfg.Retry.Delay(j.delivered))
+			return
+		}
+		if id == "" {
+			p.release(ctx, j)
+			p.refuse(ctx, j, paymentID, fmt.Sprintf("%s of payment %s refused: %v", op, paymentID, idempotency.ErrUnknownPayment))
+			return
+		}
+		payIntent = id
+	}
 	if in.PaymentIntentID != "" {
 		b, err := p.records.Result(ctx, in.PaymentIntentID)
 		if err != nil {
@@ -59,7 +74,7 @@ func (p *Payments) operate(ctx context.Context, j *job) {
 		}
 		amount = u
 	}
-	units, currency, err := p.records.Reserve(ctx, paymentID, in.IntentID, op, amount)
+	units, currency, err := p.records.Reserve(ctx, payIntent, in.IntentID, op, amount)
 	switch {
 	case errors.Is(err, idempotency.ErrUnknownPayment), errors.Is(err, idempotency.ErrNotVoidable):
 		p.release(ctx, j)
@@ -77,7 +92,7 @@ func (p *Payments) operate(ctx context.Context, j *job) {
 		return
 	}
 	if in.Currency != "" && in.Currency != currency {
-		_ = p.records.Unreserve(ctx, paymentID, in.IntentID, op)
+		_ = p.records.Unreserve(ctx, payIntent, in.IntentID, op)
 		p.release(ctx, j)
 		p.refuse(ctx, j, paymentID, fmt.Sprintf("currency %s differs from the payment's %s", in.Currency, currency))
 		return
@@ -124,7 +139,7 @@ func (p *Payments) operate(ctx context.Context, j *job) {
 		}
 		p.finish(bg, j, r)
 	case o == cybs.OutcomeInvalid || o == cybs.OutcomeDeclined:
-		_ = p.records.Unreserve(bg, paymentID, in.IntentID, op)
+		_ = p.records.Unreserve(bg, payIntent, in.IntentID, op)
 		p.release(bg, j)
 		p.refuse(bg, j, paymentID, err.Error())
 	case o == cybs.OutcomeCredentialsRejected:
@@ -134,7 +149,7 @@ func (p *Payments) operate(ctx context.Context, j *job) {
 	case o == cybs.OutcomeNotSent:
 		p.release(bg, j)
 		if p.exhausted(j) {
-			_ = p.records.Unreserve(bg, paymentID, in.IntentID, op)
+			_ = p.records.Unreserve(bg, payIntent, in.IntentID, op)
 			p.giveUp(bg, j, fmt.Errorf("%s could not be sent within the retry budget: %w", op, err))
 			return
 		}

@@ -235,17 +235,49 @@ var finishScript = redis.NewScript(luaPrelude + `
 if (s ~= 'charging' and s ~= 'resolving') or o ~= ARGV[1] or a ~= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', k, 's', 'done', 'r', ARGV[3])
 redis.call('HDEL', k, 'l', 'o', 'u')
+if ARGV[5] ~= '' then
+  -- An authorized payment: open its settlement ledger in the same record.
+  redis.call('HSETNX', k, 'p_id', ARGV[5])
+  redis.call('HSETNX', k, 'p_cur', ARGV[6])
+  redis.call('HSETNX', k, 'p_auth', ARGV[7])
+  redis.call('HSETNX', k, 'p_cap', ARGV[8])
+  redis.call('HSETNX', k, 'p_rev', 0)
+  redis.call('HSETNX', k, 'p_ref', 0)
+  redis.call('HSETNX', k, 'p_void', 0)
+end
 redis.call('PEXPIRE', k, ARGV[4])
 return 1
 `)
 
-// Finish records the terminal result of the caller's attempt.
-func (s *Store) Finish(ctx context.Context, intentID, owner string, attempt int, result []byte) error {
-	n, err := finishScript.Run(ctx, s.rdb, []string{Key(intentID)}, owner, attempt, result, s.retention.Milliseconds()).Int()
+// Finish records the terminal result of the caller's attempt. When payment
+// is not nil (an authorized payment), its settlement ledger is opened in the
+// same atomic step, and an index from its CyberSource id to the intent is
+// written alongside (same round trip).
+func (s *Store) Finish(ctx context.Context, intentID, owner string, attempt int, result []byte, payment *Payment) error {
+	args := []any{owner, attempt, result, s.retention.Milliseconds(), "", "", 0, 0}
+	if payment != nil {
+		captured := int64(0)
+		if payment.Sale {
+			captured = payment.Authorized
+		}
+		args = []any{owner, attempt, result, s.retention.Milliseconds(), payment.CyberSourceID, payment.Currency, payment.Authorized, captured}
+	}
+	pipe := s.rdb.Pipeline()
+	run := finishScript.EvalSha(ctx, pipe, []string{Key(intentID)}, args...)
+	if payment != nil {
+		pipe.Set(ctx, PaymentIndexKey(payment.CyberSourceID), intentID, s.retention)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// First use on this server: load the script, then once more.
+		if err = finishScript.Load(ctx, s.rdb).Err(); err == nil {
+			return s.Finish(ctx, intentID, owner, attempt, result, payment)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("idempotency finish: %w", err)
 	}
-	if n == 0 {
+	if n, _ := run.Int(); n == 0 {
 		return ErrConflict
 	}
 	return nil

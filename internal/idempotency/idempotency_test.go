@@ -62,10 +62,10 @@ func TestStateMachine(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("after reversal: %d %v", n, err)
 	}
-	if err := s.Finish(ctx, "i1", a, 3, []byte(`{"x":1}`)); !errors.Is(err, idempotency.ErrConflict) {
+	if err := s.Finish(ctx, "i1", a, 3, []byte(`{"x":1}`), nil); !errors.Is(err, idempotency.ErrConflict) {
 		t.Fatalf("finish by the old owner: %v", err)
 	}
-	if err := s.Finish(ctx, "i1", b, 3, []byte(`{"x":1}`)); err != nil {
+	if err := s.Finish(ctx, "i1", b, 3, []byte(`{"x":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	c, _ = s.Claim(ctx, "i1", a, time.Minute)
@@ -95,7 +95,7 @@ func TestLostLeaseBecomesUnknown(t *testing.T) {
 		t.Fatalf("after the owner vanished: %+v %v", c, err)
 	}
 	// The vanished owner comes back: every write is refused.
-	if err := s.Finish(ctx, "i", a, 1, []byte("{}")); !errors.Is(err, idempotency.ErrConflict) {
+	if err := s.Finish(ctx, "i", a, 1, []byte("{}"), nil); !errors.Is(err, idempotency.ErrConflict) {
 		t.Fatalf("late finish: %v", err)
 	}
 	if err := s.Extend(ctx, "i", a, 1, time.Minute); !errors.Is(err, idempotency.ErrConflict) {

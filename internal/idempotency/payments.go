@@ -4,49 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// PaymentKey is the Redis key of an authorized payment's settlement ledger:
-// amounts authorized, captured, reversed and refunded (in ten-thousandths of
-// the currency unit), and one reservation per settlement operation.
-func PaymentKey(cybersourceID string) string { return "payflow:payment:{" + cybersourceID + "}" }
+// PaymentIndexKey maps a CyberSource payment id to the intent that made it
+// (whose record holds the payment's settlement ledger).
+func PaymentIndexKey(cybersourceID string) string { return "payflow:pid:{" + cybersourceID + "}" }
 
-// Payment is what the ledger starts from, when the payment is authorized.
+// Payment opens an authorized payment's settlement ledger: amounts in
+// ten-thousandths of the currency unit. It is recorded by Finish, in the
+// intent's own record (fields p_*), so that one atomic step records both.
 type Payment struct {
 	CyberSourceID string
-	IntentID      string
 	Currency      string
-	Authorized    int64 // ten-thousandths
-	Sale          bool  // captured with the authorization
+	Authorized    int64
+	Sale          bool // captured with the authorization
 }
 
-// RecordPayment creates the ledger of an authorized payment; recording it
-// again (a redelivery) changes nothing.
-func (s *Store) RecordPayment(ctx context.Context, p Payment) error {
-	k := PaymentKey(p.CyberSourceID)
-	captured := int64(0)
-	if p.Sale {
-		captured = p.Authorized
+// PaymentIntent returns the intent whose record holds a CyberSource
+// payment's ledger ("" when unknown).
+func (s *Store) PaymentIntent(ctx context.Context, cybersourceID string) (string, error) {
+	v, err := s.rdb.Get(ctx, PaymentIndexKey(cybersourceID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		tx.HSetNX(ctx, k, "intent", p.IntentID)
-		tx.HSetNX(ctx, k, "cur", p.Currency)
-		tx.HSetNX(ctx, k, "auth", p.Authorized)
-		tx.HSetNX(ctx, k, "sale", strconv.FormatBool(p.Sale))
-		tx.HSetNX(ctx, k, "cap", captured)
-		tx.HSetNX(ctx, k, "rev", 0)
-		tx.HSetNX(ctx, k, "ref", 0)
-		tx.HSetNX(ctx, k, "void", 0)
-		tx.PExpire(ctx, k, s.retention)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record payment: %w", err)
-	}
-	return nil
+	return v, err
 }
 
 // Errors of Reserve: the operation is refused before any call.
@@ -58,28 +41,28 @@ var (
 
 var reserveScript = redis.NewScript(`
 local k = KEYS[1]
-if redis.call('EXISTS', k) == 0 then return {-2, 0, ''} end
-local cur = redis.call('HGET', k, 'cur')
+local cur = redis.call('HGET', k, 'p_cur')
+if not cur then return {-2, 0, ''} end
 local held = redis.call('HGET', k, 'op:' .. ARGV[1])
 if held then return {1, tonumber(held), cur} end
-local auth = tonumber(redis.call('HGET', k, 'auth'))
-local cap = tonumber(redis.call('HGET', k, 'cap'))
-local rev = tonumber(redis.call('HGET', k, 'rev'))
-local ref = tonumber(redis.call('HGET', k, 'ref'))
-local voided = redis.call('HGET', k, 'void') == '1'
+local auth = tonumber(redis.call('HGET', k, 'p_auth'))
+local cap = tonumber(redis.call('HGET', k, 'p_cap'))
+local rev = tonumber(redis.call('HGET', k, 'p_rev'))
+local ref = tonumber(redis.call('HGET', k, 'p_ref'))
+local voided = redis.call('HGET', k, 'p_void') == '1'
 local kind = ARGV[2]
 local amt = tonumber(ARGV[3])
 local left, field
 if voided then return {-3, 0, cur} end
 if kind == 'capture' or kind == 'reverse' then
   left = auth - cap - rev
-  field = (kind == 'capture') and 'cap' or 'rev'
+  field = (kind == 'capture') and 'p_cap' or 'p_rev'
 elseif kind == 'refund' then
   left = cap - ref
-  field = 'ref'
+  field = 'p_ref'
 else -- void: the whole capture
   if cap == 0 or ref > 0 then return {-3, 0, cur} end
-  redis.call('HSET', k, 'void', '1', 'op:' .. ARGV[1], cap)
+  redis.call('HSET', k, 'p_void', '1', 'op:' .. ARGV[1], cap)
   return {1, cap, cur}
 end
 if amt < 0 then amt = left end
@@ -89,12 +72,12 @@ redis.call('HSET', k, 'op:' .. ARGV[1], amt)
 return {1, amt, cur}
 `)
 
-// Reserve takes amount (ten-thousandths; negative: all that is left) of a
-// payment for settlement operation opID of kind capture, reverse, refund or
-// void. Reserving again for the same opID returns the same amount. It
-// returns the amount and the payment's currency.
-func (s *Store) Reserve(ctx context.Context, cybersourceID, opID, kind string, amount int64) (int64, string, error) {
-	v, err := reserveScript.Run(ctx, s.rdb, []string{PaymentKey(cybersourceID)}, opID, kind, amount).Slice()
+// Reserve takes amount (ten-thousandths; negative: all that is left) of the
+// payment made by paymentIntentID, for settlement operation opID of kind
+// capture, reverse, refund or void. Reserving again for the same opID
+// returns the same amount. It returns the amount and the payment's currency.
+func (s *Store) Reserve(ctx context.Context, paymentIntentID, opID, kind string, amount int64) (int64, string, error) {
+	v, err := reserveScript.Run(ctx, s.rdb, []string{Key(paymentIntentID)}, opID, kind, amount).Slice()
 	if err != nil {
 		return 0, "", fmt.Errorf("reserve: %w", err)
 	}
@@ -116,9 +99,9 @@ local k = KEYS[1]
 local held = redis.call('HGET', k, 'op:' .. ARGV[1])
 if not held then return 0 end
 if ARGV[2] == 'void' then
-  redis.call('HSET', k, 'void', '0')
+  redis.call('HSET', k, 'p_void', '0')
 else
-  local field = ({capture='cap', reverse='rev', refund='ref'})[ARGV[2]]
+  local field = ({capture='p_cap', reverse='p_rev', refund='p_ref'})[ARGV[2]]
   redis.call('HINCRBY', k, field, -tonumber(held))
 end
 redis.call('HDEL', k, 'op:' .. ARGV[1])
@@ -126,8 +109,8 @@ return 1
 `)
 
 // Unreserve gives a reservation back after the operation definitely failed.
-func (s *Store) Unreserve(ctx context.Context, cybersourceID, opID, kind string) error {
-	return unreserveScript.Run(ctx, s.rdb, []string{PaymentKey(cybersourceID)}, opID, kind).Err()
+func (s *Store) Unreserve(ctx context.Context, paymentIntentID, opID, kind string) error {
+	return unreserveScript.Run(ctx, s.rdb, []string{Key(paymentIntentID)}, opID, kind).Err()
 }
 
 // Result returns the recorded result of a terminal intent (nil when the

@@ -60,6 +60,9 @@ type Config struct {
 	EnablePprof  bool
 	DrainTimeout time.Duration
 	LogLevel     string
+
+	// Version is the build's version (set by the command, not the environment).
+	Version string
 }
 
 // envReader reads variables and collects one problem per bad variable.

@@ -172,6 +172,15 @@ func TestSettlementOperations(t *testing.T) {
 	if c := chargeOf(e.SB.Ledger(), s2.CyberSourceID); !c.Voided || c.Live {
 		t.Fatalf("ledger %+v", c)
 	}
+	// A capture naming the payment by its CyberSource id.
+	e.Publish(systemtest.NewIntent("auth-3", "4111111111111111", "30.00", false))
+	a3 := waitResult(e, "auth-3")
+	byID := op("cap-3", "capture", "", "")
+	byID.PaymentID = a3.CyberSourceID
+	e.Publish(byID)
+	if r := waitResult(e, "cap-3"); r.Status != intent.StatusCaptured || r.Amount != "30.00" {
+		t.Fatalf("capture by paymentId %+v", r)
+	}
 	// Every refusal is a dead letter with its reason.
 	rejected := 0
 	for _, m := range e.DeadLetters() {

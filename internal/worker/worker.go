@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -62,6 +63,9 @@ type Worker struct {
 func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hooks: h}
 	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "payflow_build_info", Help: "The running build."}, []string{"version"})
+	buildInfo.WithLabelValues(cmp.Or(cfg.Version, "dev")).Set(1)
+	w.reg.MustRegister(buildInfo)
 
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("payflow-worker"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ttcpay/payflow/internal/cardcrypt"
 	"github.com/ttcpay/payflow/internal/deadletters"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/publish"
@@ -24,8 +26,36 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 	wait := fs.Bool("wait", false, "wait for each intent's result and print a table")
 	timeout := fs.Duration("timeout", 60*time.Second, "with --wait, how long to wait for all results")
 	skip := fs.Bool("skip-invalid", false, "publish the valid intents of a file that has bad ones")
+	encryptWith := fs.String("encrypt-with", "", "PEM RSA public key (or certificate) to encrypt each card with, as encryptedCard")
+	kid := fs.String("kid", "", "key id for --encrypt-with (default: the PEM's kid header)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var encrypt func(*intent.Intent) error
+	if *encryptWith != "" {
+		b, err := os.ReadFile(*encryptWith)
+		if err != nil {
+			return withCode(exitError, "%v", err)
+		}
+		pub, pemKid, err := cardcrypt.ParsePublicKey(b)
+		if err != nil {
+			return withCode(exitError, "--encrypt-with: %v", err)
+		}
+		k := cmp.Or(*kid, pemKid)
+		if k == "" {
+			return withCode(exitError, "--encrypt-with: give --kid (the PEM has no kid header)")
+		}
+		encrypt = func(in *intent.Intent) error {
+			if in.Card == nil {
+				return nil
+			}
+			jwe, err := cardcrypt.Encrypt(pub, k, *in.Card)
+			if err != nil {
+				return err
+			}
+			in.Card, in.EncryptedCard = nil, jwe
+			return nil
+		}
 	}
 	in, err := openInput(*file, stdin)
 	if err != nil {
@@ -70,6 +100,12 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 	for _, it := range items {
 		if it.Err != nil {
 			continue
+		}
+		if encrypt != nil && it.Intent.Card != nil {
+			if err := encrypt(it.Intent); err != nil {
+				return withCode(exitError, "line %d: encrypt: %v", it.Line, err)
+			}
+			it.Raw, _ = json.Marshal(it.Intent)
 		}
 		ack, err := publish.Publish(ctx, js, it.Intent, it.Raw)
 		if err != nil {

@@ -62,8 +62,20 @@ type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
+// CardDecrypter opens an intent's encryptedCard (*cardcrypt.Keyring).
+type CardDecrypter interface {
+	Decrypt(compact string) (*intent.Card, error)
+}
+
 // PaymentsConfig tunes the payments consumer. Zero values mean the defaults.
 type PaymentsConfig struct {
+	// Cards decrypts encryptedCard; nil when no keys are configured.
+	Cards CardDecrypter
+	// RequireEncryptedCard refuses intents with a plaintext card.
+	RequireEncryptedCard bool
+	// IsConfigError tells a card decryption failure that a configuration
+	// change fixes (a missing key) from a bad intent.
+	IsConfigError func(error) bool
 	// SolutionID goes to clientReferenceInformation.partner.solutionId.
 	SolutionID string
 	// Lease on an intent's record while it is charged. Must exceed the
@@ -160,6 +172,21 @@ func (p *Payments) Handle(ctx context.Context, msg jetstream.Msg) {
 	if err == nil && in.MerchantID != subjMerchant {
 		err = &intent.ValidationError{Problems: []intent.Problem{{Field: "merchantId", Message: "does not match the subject's merchant " + subjMerchant}}}
 	}
+	if err == nil {
+		err = p.openCard(in)
+	}
+	var cfgErr *cardConfigError
+	if errors.As(err, &cfgErr) {
+		j.in = in
+		j.log = p.log.With().Str("intentId", in.IntentID).Str("merchantId", in.MerchantID).Uint64("delivery", j.delivered).Logger()
+		j.log.Error().Err(err).Msg("card cannot be decrypted: configuration")
+		p.deadLetter(ctx, j, in.MerchantID, dlq.ClassConfig, err.Error(), &intent.Result{
+			IntentID: in.IntentID, Integrator: in.Integrator, MerchantID: in.MerchantID, BookingID: in.BookingID,
+			Reference: in.Reference, Status: intent.StatusFailed, Amount: in.Amount, Currency: in.Currency,
+			Reason: err.Error(), Time: p.cfg.Now(),
+		})
+		return
+	}
 	if err != nil {
 		p.invalid(ctx, j, subjMerchant, err)
 		return
@@ -198,6 +225,42 @@ func (p *Payments) attempt(ctx context.Context, j *job) {
 		return
 	}
 	p.operate(ctx, j)
+}
+
+type cardConfigError struct{ err error }
+
+func (e *cardConfigError) Error() string { return e.err.Error() }
+func (e *cardConfigError) Unwrap() error { return e.err }
+
+// openCard enforces REQUIRE_ENCRYPTED_CARD and decrypts an encryptedCard
+// into the intent (in memory only, for the charge), validating the card and
+// the brand rules that depend on it.
+func (p *Payments) openCard(in *intent.Intent) error {
+	if in.Card != nil && p.cfg.RequireEncryptedCard {
+		return &intent.ValidationError{Problems: []intent.Problem{{Field: "card",
+			Message: "plaintext card refused: this deployment requires encryptedCard (REQUIRE_ENCRYPTED_CARD)"}}}
+	}
+	if in.EncryptedCard == "" {
+		return nil
+	}
+	var card *intent.Card
+	var err error
+	if p.cfg.Cards == nil {
+		err = errors.New("encryptedCard cannot be read: no card decryption keys are configured")
+	} else {
+		card, err = p.cfg.Cards.Decrypt(in.EncryptedCard)
+	}
+	if err != nil {
+		if p.cfg.Cards == nil || (p.cfg.IsConfigError != nil && p.cfg.IsConfigError(err)) {
+			return &cardConfigError{err}
+		}
+		return &intent.ValidationError{Problems: []intent.Problem{{Field: "encryptedCard", Message: err.Error()}}}
+	}
+	if err := intent.CheckCard(card, p.cfg.Now()); err != nil {
+		return err
+	}
+	in.Card, in.EncryptedCard = card, "" // dead letters keep the message's ciphertext
+	return in.Validate(p.cfg.Now())      // brand rules now that the card is known
 }
 
 // charge makes attempt j.attempt, which j.owner holds.

@@ -150,6 +150,10 @@ func (in *Intent) checkCredential(bad func(string, string)) {
 		bad("storedCard.brand", "is required with a credential: the brand decides which fields CyberSource needs")
 		return
 	}
+	if in.EncryptedCard != "" && in.Card == nil {
+		// The brand rules are applied once the card is decrypted.
+		return
+	}
 	brandName := brandNames[brand]
 	switch c.Type {
 	case CredentialCITStore, CredentialCITStored, CredentialMIT:

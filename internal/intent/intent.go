@@ -25,18 +25,21 @@ const Version = 1
 
 // Intent is a payment intent, version 1.
 type Intent struct {
-	Version    int     `json:"version"`
-	IntentID   string  `json:"intentId"`
-	Integrator string  `json:"integrator"`
-	MerchantID string  `json:"merchantId"`
-	BookingID  string  `json:"bookingId"`
-	Reference  string  `json:"reference"`
-	Amount     string  `json:"amount"`
-	Currency   string  `json:"currency"`
-	Capture    *bool   `json:"capture,omitempty"`
-	Tokenize   bool    `json:"tokenize,omitempty"`
-	Card       *Card   `json:"card,omitempty"`
-	BillTo     *BillTo `json:"billTo,omitempty"`
+	Version    int    `json:"version"`
+	IntentID   string `json:"intentId"`
+	Integrator string `json:"integrator"`
+	MerchantID string `json:"merchantId"`
+	BookingID  string `json:"bookingId"`
+	Reference  string `json:"reference"`
+	Amount     string `json:"amount"`
+	Currency   string `json:"currency"`
+	Capture    *bool  `json:"capture,omitempty"`
+	Tokenize   bool   `json:"tokenize,omitempty"`
+	Card       *Card  `json:"card,omitempty"`
+	// EncryptedCard is the card as a compact JWE (RSA-OAEP-256, A256GCM,
+	// with a kid), decrypted by the worker only for the charge.
+	EncryptedCard string  `json:"encryptedCard,omitempty"`
+	BillTo        *BillTo `json:"billTo,omitempty"`
 
 	// Card on file (optional): see Credential and StoredCard.
 	CommerceIndicator string      `json:"commerceIndicator,omitempty"`
@@ -243,13 +246,23 @@ func (in *Intent) validateAuthorize(bad func(string, string), now time.Time) {
 	if in.Capture == nil {
 		bad("capture", "is required (true: sale, false: authorize only)")
 	}
+	given := 0
+	for _, set := range []bool{in.Card != nil, in.StoredCard != nil, in.EncryptedCard != ""} {
+		if set {
+			given++
+		}
+	}
 	switch {
-	case in.Card == nil && in.StoredCard == nil:
-		bad("card", "is required (or storedCard, to pay with TMS tokens)")
-	case in.Card != nil && in.StoredCard != nil:
-		bad("storedCard", "give card or storedCard, not both")
+	case given == 0:
+		bad("card", "is required (or encryptedCard, or storedCard to pay with TMS tokens)")
+	case given > 1:
+		bad("card", "give exactly one of card, encryptedCard, storedCard")
 	case in.Card != nil:
 		checkCard(bad, in.Card, now)
+	case in.EncryptedCard != "":
+		if len(in.EncryptedCard) > 8192 || strings.Count(in.EncryptedCard, ".") != 4 {
+			bad("encryptedCard", "must be a compact JWE (five base64url parts separated by dots), at most 8192 characters")
+		}
 	}
 	if in.BillTo == nil {
 		bad("billTo", "is required")
@@ -300,7 +313,7 @@ func (in *Intent) validateOperation(bad func(string, string)) {
 		}
 	}
 	for field, set := range map[string]bool{
-		"card": in.Card != nil, "storedCard": in.StoredCard != nil, "billTo": in.BillTo != nil,
+		"card": in.Card != nil, "storedCard": in.StoredCard != nil, "billTo": in.BillTo != nil, "encryptedCard": in.EncryptedCard != "",
 		"capture": in.Capture != nil, "tokenize": in.Tokenize, "credential": in.Credential != nil,
 		"commerceIndicator": in.CommerceIndicator != "",
 	} {
@@ -380,6 +393,16 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckCard validates a card on its own (a decrypted encryptedCard).
+func CheckCard(c *Card, now time.Time) error {
+	var ps []Problem
+	checkCard(func(f, m string) { ps = append(ps, Problem{f, m}) }, c, now)
+	if len(ps) > 0 {
+		return &ValidationError{ps}
+	}
+	return nil
 }
 
 func checkCard(bad func(string, string), c *Card, now time.Time) {

@@ -121,6 +121,8 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 		{"RefundAmountNoCurrency", "", []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"refund","paymentIntentId":"p","amount":"1.00"}`)},
 		{"UnknownOperation", "", []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"settle","paymentIntentId":"p"}`)},
 		{"AuthorizeNamingPayment", "", edit(t, func(m map[string]any) { m["paymentIntentId"] = "p" })},
+		{"CardAndEncryptedCard", "", edit(t, func(m map[string]any) { m["encryptedCard"] = "a.b.c.d.e" })},
+		{"EncryptedCardNotJWE", "", edit(t, func(m map[string]any) { delete(m, "card"); m["encryptedCard"] = "not-a-jwe" })},
 	}
 	for _, tc := range append(invalidCases(t), more...) {
 		_, goErr := intent.Decode(tc.data, now)

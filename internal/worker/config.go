@@ -32,6 +32,9 @@ type Config struct {
 	TTCAPIKeys map[string]string
 	TTCTimeout time.Duration
 
+	CardKeys             []byte // PEM, kid headers
+	RequireEncryptedCard bool
+
 	CybsBaseURL    string
 	CybsCAFile     string
 	CybsSolutionID string
@@ -229,6 +232,19 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		e.bad("CYBS_ENV (test or production) or CYBS_BASE_URL is required for the payments role; there is no default")
 	}
 	c.CybsCAFile = e.str("CYBS_CA_FILE", "")
+	if k := e.secret("CARD_DECRYPTION_KEYS"); k != "" {
+		c.CardKeys = []byte(k)
+	}
+	switch v := e.str("REQUIRE_ENCRYPTED_CARD", "false"); v {
+	case "true", "1":
+		c.RequireEncryptedCard = true
+		if len(c.CardKeys) == 0 && contains(c.Roles, "payments") {
+			e.bad("REQUIRE_ENCRYPTED_CARD is on but CARD_DECRYPTION_KEYS (or CARD_DECRYPTION_KEYS_FILE) is not set: no intent could be charged")
+		}
+	case "false", "0":
+	default:
+		e.bad("REQUIRE_ENCRYPTED_CARD=%q: want true or false", v)
+	}
 	c.CybsSolutionID = e.str("CYBS_SOLUTION_ID", "")
 	c.CybsTimeout = e.duration("CYBS_TIMEOUT", cybs.TimeoutDefault)
 

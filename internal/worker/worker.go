@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/ttcpay/payflow/internal/cardcrypt"
 	"github.com/ttcpay/payflow/internal/consume"
 	"github.com/ttcpay/payflow/internal/cybs"
 	"github.com/ttcpay/payflow/internal/idempotency"
@@ -131,7 +132,21 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 		w.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "payflow_cybersource_tls_handshakes_total",
 			Help: "TLS handshakes to CyberSource (one per connection; connections are reused)."},
 			func() float64 { return float64(cybsClient.Handshakes.Load()) }))
+		var cards consume.CardDecrypter
+		if len(cfg.CardKeys) > 0 {
+			kr, err := cardcrypt.ParseKeyring(cfg.CardKeys)
+			if err != nil {
+				w.close()
+				return nil, fmt.Errorf("CARD_DECRYPTION_KEYS: %w", err)
+			}
+			cards = kr
+			log.Info().Strs("kids", kr.Kids()).Msg("card decryption keys loaded")
+		}
 		w.payments = consume.NewPayments(consume.PaymentsConfig{
+			Cards: cards, RequireEncryptedCard: cfg.RequireEncryptedCard,
+			IsConfigError: func(err error) bool {
+				return errors.Is(err, cardcrypt.ErrUnknownKid) || errors.Is(err, cardcrypt.ErrNoKeys)
+			},
 			SolutionID: cfg.CybsSolutionID, Lease: cfg.Lease, ResolveDelay: cfg.ResolveDelay,
 			ConfigBudget: cfg.ConfigBudget, RetryBudget: cfg.RetryBudget, KeepAlive: cfg.AckWait / 3, AfterRecord: h.AfterRecord,
 		}, cache, cybsClient, records, w.js, log.With().Str("role", "payments").Logger(), metrics)

@@ -334,3 +334,15 @@ func (s *Sandbox) Counts() (charges, callbacks int) {
 	defer s.mu.Unlock()
 	return len(s.charges), len(s.cbOrder)
 }
+
+// IssuedTokens lists every access token the token endpoint handed out (for
+// tests that search for leaks).
+func (s *Sandbox) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.tokens))
+	for t := range s.tokens {
+		out = append(out, t)
+	}
+	return out
+}

@@ -42,6 +42,9 @@ type Env struct {
 	NC      *nats.Conn
 	JS      jetstream.JetStream
 	Logs    *SyncBuffer
+	Cluster *harness.Cluster // set by NewOnCluster
+	// CacheKey is the CACHE_ENCRYPTION_KEY that Vars hands out.
+	CacheKey string
 }
 
 // SyncBuffer collects the workers' logs.
@@ -66,8 +69,22 @@ func (s *SyncBuffer) String() string {
 // sandbox, with integrator "costco" (key APIKey) unless sbCfg names others.
 func New(t *testing.T, sbCfg sandbox.Config, persistentRedis bool) *Env {
 	t.Helper()
-	n := harness.StartNATS(t)
-	e := &Env{t: t, NATSURL: n.URL(), Logs: &SyncBuffer{}}
+	return newEnv(t, sbCfg, persistentRedis, harness.StartNATS(t).URL())
+}
+
+// NewOnCluster is New on a three-node JetStream cluster; Vars sets
+// STREAM_REPLICAS=3 so every stream is R3.
+func NewOnCluster(t *testing.T, sbCfg sandbox.Config) *Env {
+	t.Helper()
+	c := harness.StartCluster(t, 3)
+	e := newEnv(t, sbCfg, false, c.URLs())
+	e.Cluster = c
+	return e
+}
+
+func newEnv(t *testing.T, sbCfg sandbox.Config, persistentRedis bool, natsURL string) *Env {
+	t.Helper()
+	e := &Env{t: t, NATSURL: natsURL, Logs: &SyncBuffer{}}
 	if persistentRedis {
 		e.Redis = harness.StartPersistentRedis(t)
 	} else {
@@ -100,12 +117,15 @@ func (e *Env) T() *testing.T { return e.t }
 
 // Vars is a complete worker environment for this system, plus extra.
 func (e *Env) Vars(extra map[string]string) map[string]string {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	if e.CacheKey == "" {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		e.CacheKey = base64.StdEncoding.EncodeToString(key)
+	}
 	v := map[string]string{
 		"NATS_URL":             e.NATSURL,
 		"REDIS_URL":            e.Redis.URL(),
-		"CACHE_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(key),
+		"CACHE_ENCRYPTION_KEY": e.CacheKey,
 		"TTC_BASE_URL":         e.SB.TTCURL,
 		"TTC_API_KEYS":         "costco=" + APIKey,
 		"CYBS_BASE_URL":        e.SB.CybsURL,
@@ -118,6 +138,9 @@ func (e *Env) Vars(extra map[string]string) map[string]string {
 		"DRAIN_TIMEOUT":        "5s",
 		"HTTP_ADDR":            "127.0.0.1:0",
 		"LOG_LEVEL":            "debug",
+	}
+	if e.Cluster != nil {
+		v["STREAM_REPLICAS"] = "3"
 	}
 	for k, x := range extra {
 		v[k] = x

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -321,4 +322,20 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// EnvNames lists every environment variable LoadConfig reads (the _FILE
+// variants included): the contract deploy/ is checked against.
+func EnvNames() []string {
+	seen := map[string]bool{}
+	_, _ = LoadConfig(func(k string) string {
+		seen[k] = true
+		return ""
+	})
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -14,10 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/ttcpay/payflow/internal/cardcrypt"
 	"github.com/ttcpay/payflow/internal/deadletters"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/publish"
+	"github.com/ttcpay/payflow/internal/tracing"
 )
 
 func cmdPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -84,6 +87,11 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer nc.Close()
+	tr, err := tracing.Setup(ctx, getenv, "payflow-publisher")
+	if err != nil {
+		return withCode(exitError, "%v", err)
+	}
+	defer tr.Shutdown(context.WithoutCancel(ctx))
 
 	var waiter *publish.Waiter
 	if *wait {
@@ -107,7 +115,9 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 			}
 			it.Raw, _ = json.Marshal(it.Intent)
 		}
-		ack, err := publish.Publish(ctx, js, it.Intent, it.Raw)
+		pctx, span := tr.Start(ctx, "payflow.publish", attribute.String("payflow.intent_id", it.Intent.IntentID))
+		ack, err := publish.Publish(pctx, js, it.Intent, it.Raw, tr)
+		span.End()
 		if err != nil {
 			return withCode(exitError, "line %d: %v", it.Line, err)
 		}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ttcpay/payflow/internal/dlq"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/streams"
+	"github.com/ttcpay/payflow/internal/tracing"
 	"github.com/ttcpay/payflow/internal/ttc"
 )
 
@@ -23,6 +26,8 @@ type Notifier interface {
 
 // CallbacksConfig tunes the callbacks consumer. Zero values mean defaults.
 type CallbacksConfig struct {
+	// Tracing continues each job's trace; nil means off.
+	Tracing *tracing.Tracing
 	// Budget: a callback job older than this is dead-lettered (exhausted).
 	// Defaults to 24 h.
 	Budget time.Duration
@@ -42,6 +47,9 @@ func (c CallbacksConfig) withDefaults() CallbacksConfig {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Tracing == nil {
+		c.Tracing = tracing.Off()
 	}
 	return c
 }
@@ -68,6 +76,10 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	defer c.m.InFlight.WithLabelValues("callbacks").Dec()
 	delivered, seq, published := msgMeta(msg)
 	merchant := streams.MerchantOf(msg.Subject())
+	ctx, span := c.cfg.Tracing.Start(c.cfg.Tracing.FromMsg(ctx, msg.Headers()), "payflow.callback",
+		attribute.String("payflow.intent_id", msg.Headers().Get(nats.MsgIdHdr)), attribute.String("payflow.merchant_id", merchant),
+		attribute.Int64("payflow.delivery", int64(delivered)))
+	defer span.End()
 	var job intent.CallbackJob
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.IntentID == "" || job.Integrator == "" {
 		c.dead(ctx, msg, merchant, "", delivered, seq, dlq.ClassInvalid, "callback job is not readable")

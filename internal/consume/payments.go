@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ttcpay/payflow/internal/cybs"
 	"github.com/ttcpay/payflow/internal/dlq"
@@ -18,6 +19,7 @@ import (
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/tokencache"
+	"github.com/ttcpay/payflow/internal/tracing"
 	"github.com/ttcpay/payflow/internal/ttc"
 )
 
@@ -69,6 +71,8 @@ type CardDecrypter interface {
 
 // PaymentsConfig tunes the payments consumer. Zero values mean the defaults.
 type PaymentsConfig struct {
+	// Tracing continues each message's trace; nil means off.
+	Tracing *tracing.Tracing
 	// Cards decrypts encryptedCard; nil when no keys are configured.
 	Cards CardDecrypter
 	// RequireEncryptedCard refuses intents with a plaintext card.
@@ -125,6 +129,9 @@ func (c PaymentsConfig) withDefaults() PaymentsConfig {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Tracing == nil {
+		c.Tracing = tracing.Off()
+	}
 	return c
 }
 
@@ -168,6 +175,10 @@ func (p *Payments) Handle(ctx context.Context, msg jetstream.Msg) {
 	j := &job{msg: msg, owner: idempotency.NewOwner()}
 	j.delivered, j.seq, j.published = msgMeta(msg)
 	subjMerchant := streams.MerchantOf(msg.Subject())
+	ctx, span := p.cfg.Tracing.Start(p.cfg.Tracing.FromMsg(ctx, msg.Headers()), "payflow.payment",
+		attribute.String("payflow.intent_id", msg.Headers().Get(nats.MsgIdHdr)), attribute.String("payflow.merchant_id", subjMerchant),
+		attribute.Int64("payflow.delivery", int64(j.delivered)))
+	defer span.End()
 	in, err := intent.Decode(msg.Data(), p.cfg.Now())
 	if err == nil && in.MerchantID != subjMerchant {
 		err = &intent.ValidationError{Problems: []intent.Problem{{Field: "merchantId", Message: "does not match the subject's merchant " + subjMerchant}}}
@@ -579,6 +590,7 @@ func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte
 	m := nats.NewMsg(streams.Results(r.MerchantID))
 	m.Data = resultJSON
 	m.Header.Set(nats.MsgIdHdr, r.IntentID)
+	p.cfg.Tracing.ToMsg(ctx, m)
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("result: %w", err)
 	}
@@ -592,6 +604,7 @@ func (p *Payments) emit(ctx context.Context, r *intent.Result, resultJSON []byte
 	if reemit {
 		m.Header.Set(HeaderReemit, "1")
 	}
+	p.cfg.Tracing.ToMsg(ctx, m)
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("callback job: %w", err)
 	}

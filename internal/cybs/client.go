@@ -49,6 +49,15 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// MaxConnsPerHost caps connections per credential generation (0: no cap).
 	MaxConnsPerHost int
+	// Trace, when set, writes the trace context (traceparent) into each
+	// request's headers.
+	Trace HeaderInjector
+}
+
+// HeaderInjector writes trace context into outgoing headers
+// (*tracing.Tracing).
+type HeaderInjector interface {
+	Inject(ctx context.Context, h http.Header)
 }
 
 // Credentials are what one call authenticates with. Key names the
@@ -69,6 +78,7 @@ type Client struct {
 	timeout    time.Duration
 	rootCAs    *x509.CertPool
 	maxConns   int
+	trace      HeaderInjector
 
 	mu         sync.Mutex
 	transports map[string]*generation
@@ -95,6 +105,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:    cmp.Or(cfg.Timeout, TimeoutDefault),
 		rootCAs:    cfg.RootCAs,
 		maxConns:   cfg.MaxConnsPerHost,
+		trace:      cfg.Trace,
 		transports: map[string]*generation{},
 	}, nil
 }
@@ -245,6 +256,9 @@ func (c *Client) do(ctx context.Context, op string, cr Credentials, path string,
 	req.Header.Set("Content-Type", "application/json;charset=utf-8")
 	req.Header.Set("Accept", "application/hal+json;charset=utf-8")
 	req.Header.Set("Authorization", "Bearer "+cr.AccessToken)
+	if c.trace != nil {
+		c.trace.Inject(ctx, req.Header)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		o := OutcomeNotSent

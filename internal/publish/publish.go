@@ -20,6 +20,7 @@ import (
 
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/streams"
+	"github.com/ttcpay/payflow/internal/tracing"
 )
 
 // Item is one intent read from a file.
@@ -142,11 +143,15 @@ func decode(line int, raw []byte, now time.Time) Item {
 }
 
 // Publish sends one intent to payments.intents.<merchantId> with
-// Nats-Msg-Id = intentId and waits for the stream's ack.
-func Publish(ctx context.Context, js jetstream.Publisher, in *intent.Intent, raw []byte) (*jetstream.PubAck, error) {
+// Nats-Msg-Id = intentId and the trace context (traceparent) of ctx, and
+// waits for the stream's ack. tr may be nil (no trace context).
+func Publish(ctx context.Context, js jetstream.Publisher, in *intent.Intent, raw []byte, tr *tracing.Tracing) (*jetstream.PubAck, error) {
 	m := nats.NewMsg(streams.Intents(in.MerchantID))
 	m.Data = raw
 	m.Header.Set(nats.MsgIdHdr, in.IntentID)
+	if tr != nil {
+		tr.ToMsg(ctx, m)
+	}
 	ack, err := js.PublishMsg(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", in.IntentID, err)

@@ -216,6 +216,7 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 		Capture:       pi != nil && pi.Capture,
 		decimals:      decimalsOf(ad.TotalAmount),
 		Answered:      "201",
+		TraceParent:   r.Header.Get("traceparent"),
 	}
 	if pi != nil {
 		c.CommerceIndic = pi.CommerceIndicator

@@ -46,6 +46,7 @@ type Charge struct {
 	CommerceIndic    string     `json:"commerceIndicator,omitempty"`
 	TokenCreated     bool       `json:"tokenCreated,omitempty"`
 	NetworkTxnID     string     `json:"networkTransactionId,omitempty"`
+	TraceParent      string     `json:"traceparent,omitempty"` // the W3C trace context the request carried
 	CreatedAt        time.Time  `json:"createdAt"`
 
 	// amounts in thousandths, for the bookkeeping
@@ -87,6 +88,7 @@ type CallbackRecord struct {
 	Count         int       `json:"count"`
 	First         time.Time `json:"first"`
 	Last          time.Time `json:"last"`
+	TraceParent   string    `json:"traceparent,omitempty"`
 }
 
 // TimeoutReversal is one POST /pts/v2/reversals or /pts/v2/voids keyed on a

@@ -178,6 +178,7 @@ func (s *Sandbox) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Count++
 	rec.Last = now
+	rec.TraceParent = r.Header.Get("traceparent")
 	writeJSON(w, http.StatusOK, map[string]string{"message": "ok"})
 }
 

@@ -52,6 +52,11 @@ type Config struct {
 	Timeout time.Duration
 	// HTTPClient overrides the transport (tests). Its Timeout is not used.
 	HTTPClient *http.Client
+	// Trace, when set, writes the trace context (traceparent) into each
+	// request's headers.
+	Trace interface {
+		Inject(ctx context.Context, h http.Header)
+	}
 }
 
 // Client talks to TTC's Payment Gateway. It is safe for concurrent use.
@@ -60,6 +65,9 @@ type Client struct {
 	keys    map[string]string
 	timeout time.Duration
 	http    *http.Client
+	trace   interface {
+		Inject(ctx context.Context, h http.Header)
+	}
 }
 
 // New validates the configuration and builds a client.
@@ -91,6 +99,7 @@ func New(cfg Config) (*Client, error) {
 		keys:    cfg.APIKeys,
 		timeout: cmp.Or(cfg.Timeout, TimeoutDefault),
 		http:    hc,
+		trace:   cfg.Trace,
 	}, nil
 }
 
@@ -215,6 +224,9 @@ func (c *Client) post(ctx context.Context, path, apiKey string, body []byte) (in
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", apiKey)
+	if c.trace != nil {
+		c.trace.Inject(ctx, req.Header)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -67,6 +67,11 @@ type Config struct {
 
 	// Version is the build's version (set by the command, not the environment).
 	Version string
+
+	// OTELExporter is OTEL_TRACES_EXPORTER ("" or none: off; otlp). The
+	// exporter's own OTEL_* variables are read through otelEnv.
+	OTELExporter string
+	otelEnv      func(string) string
 }
 
 // envReader reads variables and collects one problem per bad variable.
@@ -278,6 +283,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.DrainTimeout = e.duration("DRAIN_TIMEOUT", 25*time.Second)
 	c.LogLevel = e.str("LOG_LEVEL", "info")
+	c.OTELExporter = e.str("OTEL_TRACES_EXPORTER", "")
+	switch c.OTELExporter {
+	case "", "none", "otlp":
+	default:
+		e.bad("OTEL_TRACES_EXPORTER=%q: want otlp or none (OTLP endpoint and headers from the standard OTEL_EXPORTER_OTLP_* variables)", c.OTELExporter)
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME"} {
+		_ = e.getenv(k) // read by the exporter itself; listed here as the worker's
+	}
+	c.otelEnv = getenv
 
 	// Cross-checks.
 	if c.Lease <= c.CybsTimeout+10*time.Second {

@@ -31,6 +31,7 @@ import (
 	"github.com/ttcpay/payflow/internal/idempotency"
 	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/tokencache"
+	"github.com/ttcpay/payflow/internal/tracing"
 	"github.com/ttcpay/payflow/internal/ttc"
 )
 
@@ -40,6 +41,8 @@ type Hooks struct {
 	AfterRecord func(intentID string) bool
 	// HTTPReady receives the address the HTTP server listens on.
 	HTTPReady func(addr string)
+	// Tracing replaces the tracing set up from OTEL_* (tests).
+	Tracing *tracing.Tracing
 }
 
 // Worker is one worker process.
@@ -53,6 +56,7 @@ type Worker struct {
 	ready atomic.Bool
 	http  *http.Server
 	hooks Hooks
+	trace *tracing.Tracing
 
 	payments  *consume.Payments
 	callbacks *consume.Callbacks
@@ -63,6 +67,23 @@ type Worker struct {
 // creates or updates the streams.
 func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hooks: h}
+	w.trace = h.Tracing
+	if w.trace == nil {
+		env := cfg.otelEnv
+		if env == nil {
+			env = func(string) string { return "" }
+		}
+		t, err := tracing.Setup(ctx, func(k string) string {
+			if k == "OTEL_TRACES_EXPORTER" {
+				return cfg.OTELExporter
+			}
+			return env(k)
+		}, "payflow-worker")
+		if err != nil {
+			return nil, err
+		}
+		w.trace = t
+	}
 	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "payflow_build_info", Help: "The running build."}, []string{"version"})
 	buildInfo.WithLabelValues(cmp.Or(cfg.Version, "dev")).Set(1)
@@ -90,7 +111,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 	records := idempotency.New(w.rdb, cfg.RecordRetention)
 	metrics := consume.NewMetrics(w.reg)
 
-	ttcClient, err := ttc.New(ttc.Config{BaseURL: cfg.TTCBaseURL, APIKeys: cfg.TTCAPIKeys, Timeout: cfg.TTCTimeout})
+	ttcClient, err := ttc.New(ttc.Config{BaseURL: cfg.TTCBaseURL, APIKeys: cfg.TTCAPIKeys, Timeout: cfg.TTCTimeout, Trace: w.trace})
 	if err != nil {
 		w.close()
 		return nil, err
@@ -111,7 +132,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 		}
 		w.cache = cache
 		registerCacheMetrics(w.reg, cache)
-		cc := cybs.Config{BaseURL: cfg.CybsBaseURL, SolutionID: cfg.CybsSolutionID, Timeout: cfg.CybsTimeout}
+		cc := cybs.Config{BaseURL: cfg.CybsBaseURL, SolutionID: cfg.CybsSolutionID, Timeout: cfg.CybsTimeout, Trace: w.trace}
 		if cfg.CybsCAFile != "" {
 			pem, err := os.ReadFile(cfg.CybsCAFile)
 			if err != nil {
@@ -143,7 +164,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 			log.Info().Strs("kids", kr.Kids()).Msg("card decryption keys loaded")
 		}
 		w.payments = consume.NewPayments(consume.PaymentsConfig{
-			Cards: cards, RequireEncryptedCard: cfg.RequireEncryptedCard,
+			Tracing: w.trace, Cards: cards, RequireEncryptedCard: cfg.RequireEncryptedCard,
 			IsConfigError: func(err error) bool {
 				return errors.Is(err, cardcrypt.ErrUnknownKid) || errors.Is(err, cardcrypt.ErrNoKeys)
 			},
@@ -152,7 +173,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger, h Hooks) (*Worker,
 		}, cache, cybsClient, records, w.js, log.With().Str("role", "payments").Logger(), metrics)
 	}
 	if contains(cfg.Roles, "callbacks") {
-		w.callbacks = consume.NewCallbacks(consume.CallbacksConfig{Budget: cfg.CallbackBudget,
+		w.callbacks = consume.NewCallbacks(consume.CallbacksConfig{Budget: cfg.CallbackBudget, Tracing: w.trace,
 			Retry: consume.Backoff{Initial: time.Second, Max: cfg.CallbackRetryMax, Multiplier: 2, Jitter: 0.3}},
 			ttcClient, records, w.js, log.With().Str("role", "callbacks").Logger(), metrics)
 	}
@@ -312,6 +333,11 @@ func (w *Worker) readiness(ctx context.Context) error {
 }
 
 func (w *Worker) close() {
+	if w.trace != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = w.trace.Shutdown(ctx)
+		cancel()
+	}
 	if w.nc != nil {
 		_ = w.nc.Drain()
 	}

@@ -60,21 +60,9 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 			return nil
 		}
 	}
-	in, err := openInput(*file, stdin)
+	items, bad, err := readIntents(*file, stdin, stdout)
 	if err != nil {
 		return err
-	}
-	items, err := publish.Read(in, time.Now())
-	in.Close()
-	if err != nil {
-		return withCode(exitError, "read: %v", err)
-	}
-	bad := 0
-	for _, it := range items {
-		if it.Err != nil {
-			bad++
-			fmt.Fprintf(stdout, "line %d: %v\n", it.Line, it.Err)
-		}
 	}
 	if len(items) == 0 {
 		return withCode(exitBadInput, "no intents in the input")
@@ -174,20 +162,12 @@ func cmdRender(args []string, getenv func(string) string, stdin io.Reader, stdou
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	in, err := openInput(*file, stdin)
+	items, bad, err := readIntents(*file, stdin, stdout)
 	if err != nil {
 		return err
 	}
-	items, err := publish.Read(in, time.Now())
-	in.Close()
-	if err != nil {
-		return withCode(exitError, "read: %v", err)
-	}
-	bad := 0
 	for _, it := range items {
 		if it.Err != nil {
-			bad++
-			fmt.Fprintf(stdout, "line %d: %v\n", it.Line, it.Err)
 			continue
 		}
 		req := it.Intent.PaymentRequest(*attempt, *solution)
@@ -204,6 +184,28 @@ func cmdRender(args []string, getenv func(string) string, stdin io.Reader, stdou
 		return withCode(exitBadInput, "%d of %d intents are invalid", bad, len(items))
 	}
 	return nil
+}
+
+// readIntents reads an intents file (or standard input) and reports every
+// bad intent with its line number on stdout.
+func readIntents(file string, stdin io.Reader, stdout io.Writer) ([]publish.Item, int, error) {
+	in, err := openInput(file, stdin)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer in.Close()
+	items, err := publish.Read(in, time.Now())
+	if err != nil {
+		return nil, 0, withCode(exitError, "read: %v", err)
+	}
+	bad := 0
+	for _, it := range items {
+		if it.Err != nil {
+			bad++
+			fmt.Fprintf(stdout, "line %d: %v\n", it.Line, it.Err)
+		}
+	}
+	return items, bad, nil
 }
 
 // dlqFlags are the filter flags shared by dlq list and dlq replay.

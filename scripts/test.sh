@@ -46,6 +46,11 @@ if [ "$fuzztime" != 0 ]; then
     done
   done
 fi
+# The static binaries, built as the Dockerfile builds them (CGO off,
+# trimmed, version stamped).
+scripts/build.sh
+rm -rf bin
+
 # The short chaos run: worker processes killed and restarted, Redis and a
 # NATS node restarted, CyberSource and TTC faults; invariants checked.
 if [ "${CHAOS:-short}" != off ]; then

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ttcpay/payflow/internal/cardcrypt"
@@ -241,16 +243,22 @@ func (d *dlqFlags) filter() (deadletters.Filter, error) {
 	return f, nil
 }
 
-func cmdDLQList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	d := newDLQFlags("dlq list", "list dead letters", getenv, stdout)
+// open parses the flags and connects.
+func (d *dlqFlags) open(args []string) (deadletters.Filter, *nats.Conn, jetstream.JetStream, error) {
 	if err := parse(d.fs, args); err != nil {
-		return err
+		return deadletters.Filter{}, nil, nil, err
 	}
 	f, err := d.filter()
 	if err != nil {
-		return err
+		return f, nil, nil, err
 	}
 	nc, js, err := connect(*d.url)
+	return f, nc, js, err
+}
+
+func cmdDLQList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	d := newDLQFlags("dlq list", "list dead letters", getenv, stdout)
+	f, nc, js, err := d.open(args)
 	if err != nil {
 		return err
 	}
@@ -310,14 +318,7 @@ func cmdDLQShow(ctx context.Context, args []string, getenv func(string) string, 
 func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	d := newDLQFlags("dlq replay", "republish dead letters to their original subject, removing each once the republish is acknowledged", getenv, stdout)
 	dry := d.fs.Bool("dry-run", false, "only say what would be replayed")
-	if err := parse(d.fs, args); err != nil {
-		return err
-	}
-	f, err := d.filter()
-	if err != nil {
-		return err
-	}
-	nc, js, err := connect(*d.url)
+	f, nc, js, err := d.open(args)
 	if err != nil {
 		return err
 	}

@@ -508,6 +508,14 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data")
 			return
 		}
+		cutAfter := s.roll(s.Faults().CutAfterFollowUpRate) // before the lock: roll takes it
+		answer := func(body map[string]any) {
+			if cutAfter {
+				cut(w) // recorded, but the answer is lost
+				return
+			}
+			writeJSON(w, http.StatusCreated, body)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var txn string
@@ -558,7 +566,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			c.captured += amt
 			c.refresh()
 			s.noteFollowUp(txn, c, "capture", amt)
-			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
+			answer(map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
 				"orderInformation": map[string]any{"amountDetails": map[string]any{"totalAmount": formatMilli(amt, c.decimals), "currency": c.Currency}},
 				"_links":           map[string]any{"void": link("POST", "/pts/v2/captures/"+id+"/voids")}})
 		case "reversals":
@@ -582,7 +590,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			c.reversed += amt
 			c.refresh()
 			s.noteFollowUp(txn, c, "reversal", amt)
-			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "REVERSED", "submitTimeUtc": now,
+			answer(map[string]any{"id": id, "status": "REVERSED", "submitTimeUtc": now,
 				"reversalAmountDetails": map[string]any{"reversedAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
 		case "voids":
 			if c.Voided {
@@ -596,7 +604,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			c.Voided = true
 			c.refresh()
 			s.noteFollowUp(txn, c, "void", 0)
-			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "VOIDED", "submitTimeUtc": now,
+			answer(map[string]any{"id": id, "status": "VOIDED", "submitTimeUtc": now,
 				"voidAmountDetails": map[string]any{"voidAmount": formatMilli(c.captured, c.decimals), "currency": c.Currency}})
 		case "refunds":
 			if c.Voided {
@@ -615,7 +623,7 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			c.Refunds = append(c.Refunds, formatMilli(amt, c.decimals))
 			c.refresh()
 			s.noteFollowUp(txn, c, "refund", amt)
-			writeJSON(w, http.StatusCreated, map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
+			answer(map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
 				"refundAmountDetails": map[string]any{"refundAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
 		}
 	}

@@ -74,8 +74,11 @@ type Faults struct {
 	CutAfterChargeRate float64 `json:"cutAfterChargeRate,omitempty"`
 	// TimeoutAfterChargeRate: the payment is recorded, then the answer is
 	// 502 SERVER_ERROR / SERVER_TIMEOUT.
-	TimeoutAfterChargeRate float64  `json:"timeoutAfterChargeRate,omitempty"`
-	Outages                []Outage `json:"outages,omitempty"`
+	TimeoutAfterChargeRate float64 `json:"timeoutAfterChargeRate,omitempty"`
+	// CutAfterFollowUpRate: a capture, reversal, void or refund is recorded,
+	// then the connection is closed without a response.
+	CutAfterFollowUpRate float64  `json:"cutAfterFollowUpRate,omitempty"`
+	Outages              []Outage `json:"outages,omitempty"`
 }
 
 func (f *Faults) validate() error {
@@ -106,7 +109,7 @@ func (f *Faults) validate() error {
 			return fmt.Errorf("errors %s: status %d is not an error status", e, ef.Status)
 		}
 	}
-	for _, r := range []float64{f.CutAfterChargeRate, f.TimeoutAfterChargeRate} {
+	for _, r := range []float64{f.CutAfterChargeRate, f.TimeoutAfterChargeRate, f.CutAfterFollowUpRate} {
 		if r < 0 || r > 1 {
 			return fmt.Errorf("rate %v not in 0..1", r)
 		}

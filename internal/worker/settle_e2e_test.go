@@ -204,3 +204,47 @@ func TestSettlementWaitsForItsPayment(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// TestSettlementUnknownOutcome: a capture and a refund whose answers are lost
+// are cancelled with a timeout void of their transactionId, then sent again:
+// each is applied exactly once.
+func TestSettlementUnknownOutcome(t *testing.T) {
+	e := systemtest.New(t, sandbox.Config{}, false)
+	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Publish(systemtest.NewIntent("u-auth", "4111111111111111", "70.00", false))
+	auth := waitResult(e, "u-auth")
+	e.Publish(systemtest.NewIntent("u-sale", "4111111111111111", "50.00", true))
+	sale := waitResult(e, "u-sale")
+
+	_ = e.SB.SetFaults(sandbox.Faults{CutAfterFollowUpRate: 1})
+	e.Publish(op("u-cap", "capture", "u-auth", "70.00"))
+	e.Publish(op("u-ref", "refund", "u-sale", "20.00"))
+	e.WaitFor("both operations reach CyberSource", 10*time.Second, func() bool {
+		c, s := chargeOf(e.SB.Ledger(), auth.CyberSourceID), chargeOf(e.SB.Ledger(), sale.CyberSourceID)
+		return c.CapturedAmount != "" && s.RefundedAmount != ""
+	})
+	_ = e.SB.SetFaults(sandbox.Faults{})
+
+	if r := waitResult(e, "u-cap"); r.Status != intent.StatusCaptured || r.Attempts != 2 {
+		t.Fatalf("capture %+v", r)
+	}
+	if r := waitResult(e, "u-ref"); r.Status != intent.StatusRefunded || r.Attempts != 2 {
+		t.Fatalf("refund %+v", r)
+	}
+	l := e.SB.Ledger()
+	if c := chargeOf(l, auth.CyberSourceID); c.CapturedAmount != "70.00" {
+		t.Fatalf("captured %q, want 70.00 once", c.CapturedAmount)
+	}
+	if s := chargeOf(l, sale.CyberSourceID); s.RefundedAmount != "20.00" {
+		t.Fatalf("refunded %q (%v), want 20.00 once", s.RefundedAmount, s.Refunds)
+	}
+	voids := 0
+	for _, tr := range l.TimeoutReversals {
+		if tr.Kind == "void" && tr.Found {
+			voids++
+		}
+	}
+	if voids != 2 {
+		t.Fatalf("%d timeout voids of lost operations, want 2 (%+v)", voids, l.TimeoutReversals)
+	}
+}

@@ -51,6 +51,12 @@ fi
 scripts/build.sh
 rm -rf bin
 
+# The Kubernetes overlays render (kustomize, pinned, from the Go module proxy).
+for overlay in uat production; do
+  go run sigs.k8s.io/kustomize/kustomize/v5@v5.6.0 build "deploy/overlays/$overlay" >/dev/null
+done
+echo "kustomize: deploy/overlays/uat and production render"
+
 # The short chaos run: worker processes killed and restarted, Redis and a
 # NATS node restarted, CyberSource and TTC faults; invariants checked.
 if [ "${CHAOS:-short}" != off ]; then

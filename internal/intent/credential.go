@@ -122,7 +122,7 @@ func (in *Intent) CardTypeCode() string {
 // names the rule.
 func (in *Intent) checkCredential(bad func(string, string)) {
 	if in.CommerceIndicator != "" && !slices.Contains(CommerceIndicators, in.CommerceIndicator) {
-		bad("commerceIndicator", fmt.Sprintf("%q is not one of %v", in.CommerceIndicator, CommerceIndicators))
+		bad("commerceIndicator", fmt.Sprintf("%q is not one of %v", redactDigits(in.CommerceIndicator), CommerceIndicators))
 	}
 	if sc := in.StoredCard; sc != nil {
 		n := 0
@@ -161,12 +161,12 @@ func (in *Intent) checkCredential(bad func(string, string)) {
 		bad("credential.type", "is required: cit_store, cit_stored or mit")
 		return
 	default:
-		bad("credential.type", fmt.Sprintf("%q is not cit_store, cit_stored or mit", c.Type))
+		bad("credential.type", fmt.Sprintf("%q is not cit_store, cit_stored or mit", redactDigits(c.Type)))
 		return
 	}
 	rule, known := Reasons[c.Reason]
 	if c.Reason != "" && !known {
-		bad("credential.reason", fmt.Sprintf("%q is not a scenario of the guide", c.Reason))
+		bad("credential.reason", fmt.Sprintf("%q is not a scenario of the guide", redactDigits(c.Reason)))
 		return
 	}
 	if c.Reason != "" && brand != "" {

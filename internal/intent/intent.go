@@ -222,7 +222,7 @@ func (in *Intent) Validate(now time.Time) error {
 	case OpCapture, OpReverse, OpVoid, OpRefund:
 		in.validateOperation(bad)
 	default:
-		bad("operation", fmt.Sprintf("%q is not authorize, capture, reverse, void or refund", in.Operation))
+		bad("operation", fmt.Sprintf("%q is not authorize, capture, reverse, void or refund", redactDigits(in.Operation)))
 	}
 	if len(ps) > 0 {
 		return &ValidationError{ps}
@@ -564,7 +564,7 @@ const AmountScale = 10000
 func AmountUnits(s string) (int64, error) {
 	whole, frac, _ := strings.Cut(s, ".")
 	if whole == "" || !allDigits(whole) || !allDigits(frac) || len(frac) > 4 || len(whole) > 13 {
-		return 0, fmt.Errorf("amount %q is not a decimal with at most 4 decimals", s)
+		return 0, fmt.Errorf("amount %q is not a decimal with at most 4 decimals", redactDigits(s))
 	}
 	w, _ := strconv.ParseInt(whole, 10, 64)
 	for len(frac) < 4 {

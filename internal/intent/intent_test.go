@@ -63,6 +63,11 @@ func invalidCases(t testing.TB) []struct {
 		{"UnknownField", "intent", edit(t, func(m map[string]any) { m["captrue"] = true })},
 		{"CardNumberAsFieldName", "intent", edit(t, func(m map[string]any) { m["4111111111111111"] = 1 })},
 		{"CardNumberAsNestedFieldName", "intent", edit(t, func(m map[string]any) { card(m)["4111111111111111"] = "x" })},
+		{"CardNumberAsOperation", "operation", edit(t, func(m map[string]any) { m["operation"] = "4111111111111111" })},
+		{"CardNumberAsCommerceIndicator", "commerceIndicator", edit(t, func(m map[string]any) { m["commerceIndicator"] = "4111111111111111" })},
+		{"CardNumberAsReason", "credential.reason", edit(t, func(m map[string]any) {
+			m["credential"] = map[string]any{"type": "mit", "reason": "4111111111111111", "previousTransactionId": "1"}
+		})},
 		{"WrongVersion", "version", edit(t, func(m map[string]any) { m["version"] = 2 })},
 		{"MissingVersion", "version", edit(t, func(m map[string]any) { delete(m, "version") })},
 		{"MissingIntentID", "intentId", edit(t, func(m map[string]any) { delete(m, "intentId") })},

@@ -98,18 +98,25 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // NewCluster starts an n-node cluster outside a test, storing under dir.
 // The caller shuts it down.
 func NewCluster(base string, n int) (*Cluster, error) {
-	c := &Cluster{}
-	clientPorts := make([]int, n)
-	routePorts := make([]int, n)
-	for i := range n {
-		var err error
-		if clientPorts[i], err = freePort(); err != nil {
-			return nil, err
-		}
-		if routePorts[i], err = freePort(); err != nil {
-			return nil, err
+	// A port taken by someone else between choosing and binding fails a
+	// node's start: try again with fresh ports.
+	var err error
+	for attempt := range 3 {
+		var c *Cluster
+		if c, err = newCluster(filepath.Join(base, fmt.Sprintf("try%d", attempt)), n); err == nil {
+			return c, nil
 		}
 	}
+	return nil, err
+}
+
+func newCluster(base string, n int) (*Cluster, error) {
+	c := &Cluster{}
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	clientPorts, routePorts := ports[:n], ports[n:]
 	routes := make([]string, n)
 	for i := range n {
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])

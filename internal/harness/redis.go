@@ -200,6 +200,27 @@ func FreePort(t testing.TB) int {
 // FreePortE is FreePort outside a test.
 func FreePortE() (int, error) { return freePort() }
 
+// freePorts returns n distinct free loopback ports: every listener stays
+// open until all are chosen, so the OS cannot hand the same port out twice.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,20 +11,30 @@
 //	(d) four worker processes: TTC token requests and TLS handshakes to
 //	    CyberSource per 10,000 payments (the guide's flow makes one of each
 //	    per payment);
-//	(e) a worker's peak RSS with 1,000 payments in flight.
+//	(e) a worker's peak RSS with 1,000 payments in flight;
+//	(f) the latency a payment adds at a steady rate (half of (b)'s), with
+//	    CyberSource at 0 and 300 ms: intent published → result published
+//	    and → TTC callback received, p50/p99/p99.9, the sandbox's latency
+//	    subtracted;
+//	(h) the latency of a claim (the record write before a charge) against
+//	    a Redis primary with one replica, without and with
+//	    REDIS_MIN_REPLICAS=1 (WAIT for the replica): p50 and p99.
 //
-// Workers run as separate processes (this binary re-executed).
+// Each measurement runs on a fresh rig (internal/rig) in named phases:
+// start, publish, settle, report. Workers run as separate processes (this
+// binary re-executed).
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -39,9 +49,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ttcpay/payflow/internal/harness"
-	"github.com/ttcpay/payflow/internal/intent"
+	"github.com/ttcpay/payflow/internal/idempotency"
+	"github.com/ttcpay/payflow/internal/rig"
 	"github.com/ttcpay/payflow/internal/sandbox"
 	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/workerproc"
@@ -76,26 +88,98 @@ type Results struct {
 	PipelineP99ms  float64 `json:"pipelineP99ms"`
 	PipelineRatio  float64 `json:"pipelineToRawRatio"`
 
-	SlowInFlight int     `json:"slowInFlight"`
-	SlowPerSec   float64 `json:"slowPaymentsPerSec"`
-	SlowIdeal    float64 `json:"slowIdealPerSec"`
-	SlowRatio    float64 `json:"slowRatio"`
+	Slow []SlowRun `json:"slow"`
 
 	FourWorkersPayments       int     `json:"fourWorkersPayments"`
 	TokenRequestsPer10k       float64 `json:"tokenRequestsPer10k"`
 	TLSHandshakesPer10k       float64 `json:"tlsHandshakesPer10k"`
 	FourWorkersPaymentsPerSec float64 `json:"fourWorkersPaymentsPerSec"`
 
-	PeakInFlight int     `json:"peakInFlight"`
+	// Memory: peak RSS at 0, 250, 500 and 1,000 in flight, and the line
+	// through them (least squares): base MiB and KiB per payment.
+	Memory              []MemoryPoint `json:"memory"`
+	MemoryBaseMiB       float64       `json:"memoryBaseMiB"`
+	MemoryKiBPerPayment float64       `json:"memoryKiBPerInFlightPayment"`
+	PeakInFlight        int           `json:"peakInFlight"`
+	PeakRSSMiB          float64       `json:"peakRssMiB"`
+
+	Steady []Steady `json:"steady"`
+	Cost   Cost     `json:"cost"`
+
+	ClaimsPerSetting int     `json:"claimsPerSetting"`
+	ClaimP50ms       float64 `json:"claimP50ms"`
+	ClaimP99ms       float64 `json:"claimP99ms"`
+	ClaimWaitP50ms   float64 `json:"claimMinReplicas1P50ms"`
+	ClaimWaitP99ms   float64 `json:"claimMinReplicas1P99ms"`
+}
+
+// envFlag collects -worker-env NAME=value.
+type envFlag map[string]string
+
+func (f envFlag) String() string { return "" }
+
+func (f envFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want NAME=value")
+	}
+	f[k] = val
+	return nil
+}
+
+// MemoryPoint is one (e) measurement.
+type MemoryPoint struct {
+	InFlight     int     `json:"inFlight"`
+	PeakInFlight int     `json:"peakInFlightSeen"`
 	PeakRSSMiB   float64 `json:"peakRssMiB"`
 }
 
+// fitMemory is the least-squares line through the points: RSS = base +
+// slope × in flight.
+func fitMemory(pts []MemoryPoint) (baseMiB, kibPer float64) {
+	var n, sx, sy, sxx, sxy float64
+	for _, p := range pts {
+		x, y := float64(p.PeakInFlight), p.PeakRSSMiB
+		n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	if d := n*sxx - sx*sx; n >= 2 && d != 0 {
+		slope := (n*sxy - sx*sy) / d
+		return (sy - slope*sx) / n, slope * 1024
+	}
+	return 0, 0
+}
+
+// SlowRun is one (c) measurement: C payments in flight against a 300 ms
+// CyberSource.
+type SlowRun struct {
+	InFlight int     `json:"inFlight"`
+	PerSec   float64 `json:"paymentsPerSec"`
+	Ideal    float64 `json:"idealPerSec"`
+	Ratio    float64 `json:"ratio"`
+	// MeanInFlight is the worker's payflow_in_flight{role="payments"},
+	// averaged over samples while the backlog lasted: C if the pull keeps
+	// every slot busy.
+	MeanInFlight float64 `json:"meanInFlight"`
+	// CycleMs is C / payments per second: how long a slot takes per
+	// payment (300 ms is the sandbox's part).
+	CycleMs float64 `json:"cycleMs"`
+	// ChargeMs is the worker's mean CyberSource call, connection pool
+	// waits and TLS handshakes included; CycleMs - ChargeMs is the rest
+	// of a payment (Redis, publishes, ack, waiting for a CPU).
+	ChargeMs      float64 `json:"chargeMs"`
+	TLSHandshakes float64 `json:"tlsHandshakes"`
+	// WorkerCPUPer1k: the worker's CPU seconds per 1,000 payments.
+	WorkerCPUPer1k float64 `json:"workerCpuSecondsPer1k"`
+}
+
 type bench struct {
-	dir    string
-	out    io.Writer
-	nats   *harness.NATS
-	redis  *harness.Redis
-	nc     *nats.Conn
+	dir string
+	out io.Writer
+	// env is added to every worker's environment (-worker-env).
+	env map[string]string
+	// dump, when set, is the prefix of the files (f) writes its samples to.
+	dump   string
+	r      *rig.Rig // the current measurement's
 	js     jetstream.JetStream
 	logSeq int
 }
@@ -104,10 +188,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	n := fs.Int("n", 5000, "messages / payments for (a) and (b)")
-	slowC := fs.Int("inflight", 64, "payments in flight for (c)")
+	slowCs := fs.String("inflight", "64,256,1024", "payments in flight for (c), comma-separated: one run each")
 	fourN := fs.Int("four", 10000, "payments for (d)")
+	claims := fs.Int("claims", 2000, "claims per setting for (h)")
+	rate := fs.Float64("rate", 0, "intents per second for (f) (0: half of (b)'s payments/s in this run, or 1000 without (b))")
+	dumpLat := fs.String("dump-latency", "", "(f): write each intent's publish offset and added latency to the TTC callback (ms, tab-separated) to this file prefix")
+	steadyFor := fs.Duration("steady", time.Minute, "how long (f) publishes at its steady rate, per CyberSource latency")
+	only := fs.String("only", "", "run only these measurements (letters, e.g. \"f\" or \"ab\")")
 	jsonOut := fs.String("json", "bench.json", "where to write the JSON")
 	profile := fs.String("profile", "", "write the worker's CPU profile during (b) to this file")
+	workerEnv := envFlag{}
+	fs.Var(workerEnv, "worker-env", "NAME=value added to every worker's environment (repeatable), e.g. GOMEMLIMIT=80MiB")
+	costN := fs.Int("cost-n", 2000, "payments for (g)")
+	heapProfile := fs.String("heap-profile", "", "write the worker's heap profile at 1,000 in flight during (e) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,92 +209,161 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, out: out}
+	b := &bench{dir: dir, out: out, dump: *dumpLat, env: workerEnv}
+	defer b.close()
 	res := Results{Machine: runtime.GOOS + "/" + runtime.GOARCH, Cores: runtime.NumCPU(), When: time.Now().UTC().Format(time.RFC3339)}
 	say := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
+	want := func(m string) bool { return *only == "" || strings.Contains(*only, m) }
 
-	// Each measurement gets a fresh NATS and Redis, so that none inherits
-	// another's backlog.
-	fresh := func() error {
-		b.close()
-		var err error
-		b.logSeq++
-		if b.nats, err = harness.NewNATS(filepath.Join(dir, fmt.Sprintf("nats-%d", b.logSeq))); err != nil {
+	if want("a") {
+		say("(a) raw JetStream two-hop, %d messages", *n)
+		if err := b.fresh(ctx, sandbox.Config{}); err != nil {
 			return err
 		}
-		if b.redis, err = harness.NewRedis(filepath.Join(dir, fmt.Sprintf("redis-%d", b.logSeq)), false); err != nil {
-			return err
+		if res.RawMsgsPerSec, err = b.raw(ctx, *n); err != nil {
+			return fmt.Errorf("(a): %w", err)
 		}
-		if b.nc, err = nats.Connect(b.nats.URL()); err != nil {
-			return err
+	}
+	if want("b") {
+		say("(b) full pipeline, zero-latency sandbox, %d payments", *n)
+		p, err := b.pipeline(ctx, pipelineSpec{n: *n, workers: 1, profile: *profile})
+		if err != nil {
+			return fmt.Errorf("(b): %w", err)
 		}
-		b.js, err = jetstream.New(b.nc)
-		return err
+		res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms = p.perSec, p.p50, p.p99
+		if res.RawMsgsPerSec > 0 {
+			res.PipelineRatio = p.perSec / res.RawMsgsPerSec
+		}
 	}
-	defer b.close()
-
-	say("(a) raw JetStream two-hop, %d messages", *n)
-	if err := fresh(); err != nil {
-		return err
+	if want("c") {
+		for _, f := range strings.Split(*slowCs, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || c < 1 {
+				return fmt.Errorf("-inflight: %q is not a count", f)
+			}
+			say("(c) CyberSource at 300 ms, %d in flight", c)
+			p, err := b.pipeline(ctx, pipelineSpec{n: c * 20, workers: 1, latency: 300 * time.Millisecond, sampleInFlight: c,
+				env: map[string]string{"PAYMENTS_CONCURRENCY": strconv.Itoa(c)}})
+			if err != nil {
+				return fmt.Errorf("(c) at %d: %w", c, err)
+			}
+			run := SlowRun{InFlight: c, PerSec: p.chargesPerSec, Ideal: float64(c) / 0.3, MeanInFlight: p.meanInFlight,
+				ChargeMs: p.chargeMs, TLSHandshakes: p.workerHandshakes, WorkerCPUPer1k: p.cpuPer1k}
+			run.Ratio = run.PerSec / run.Ideal
+			run.CycleMs = float64(c) / run.PerSec * 1000
+			say("(c) %d in flight: %.1f payments/s of %.1f (%.3f); mean in flight %.1f; %.0f ms per payment per slot, of which the CyberSource call %.0f ms; %.0f TLS handshakes; worker CPU %.2f s per 1,000",
+				c, run.PerSec, run.Ideal, run.Ratio, run.MeanInFlight, run.CycleMs, run.ChargeMs, run.TLSHandshakes, run.WorkerCPUPer1k)
+			res.Slow = append(res.Slow, run)
+		}
 	}
-	if res.RawMsgsPerSec, err = b.raw(ctx, *n); err != nil {
-		return fmt.Errorf("(a): %w", err)
+	if want("d") {
+		say("(d) four worker processes, %d payments", *fourN)
+		p, err := b.pipeline(ctx, pipelineSpec{n: *fourN, workers: 4})
+		if err != nil {
+			return fmt.Errorf("(d): %w", err)
+		}
+		res.FourWorkersPayments = *fourN
+		res.TokenRequestsPer10k = float64(p.tokenRequests) * 10000 / float64(*fourN)
+		res.TLSHandshakesPer10k = float64(p.handshakes) * 10000 / float64(*fourN)
+		res.FourWorkersPaymentsPerSec = p.perSec
 	}
-
-	say("(b) full pipeline, zero-latency sandbox, %d payments", *n)
-	if err := fresh(); err != nil {
-		return err
+	if want("e") {
+		for _, k := range []int{0, 250, 500, 1000} {
+			say("(e) peak RSS with %d payments in flight", k)
+			spec := pipelineSpec{n: k, workers: 1, latency: 4 * time.Second, measureRSS: true,
+				env: map[string]string{"PAYMENTS_CONCURRENCY": strconv.Itoa(max(k, 1)), "ACK_WAIT": "30s"}}
+			if k == 1000 && *heapProfile != "" {
+				spec.heapProfile = *heapProfile
+			}
+			p, err := b.pipeline(ctx, spec)
+			if err != nil {
+				return fmt.Errorf("(e) at %d: %w", k, err)
+			}
+			say("(e) %d in flight (peak seen %d): peak RSS %.1f MiB", k, p.peakInFlight, p.peakRSSMiB)
+			res.Memory = append(res.Memory, MemoryPoint{InFlight: k, PeakInFlight: p.peakInFlight, PeakRSSMiB: p.peakRSSMiB})
+			if k == 1000 {
+				res.PeakInFlight, res.PeakRSSMiB = p.peakInFlight, p.peakRSSMiB
+			}
+		}
+		res.MemoryBaseMiB, res.MemoryKiBPerPayment = fitMemory(res.Memory)
 	}
-	p, err := b.pipeline(ctx, pipelineSpec{n: *n, workers: 1, profile: *profile})
-	if err != nil {
-		return fmt.Errorf("(b): %w", err)
+	if want("f") {
+		r := *rate
+		if r == 0 {
+			r = cmp.Or(res.PipelinePerSec/2, 1000)
+		}
+		for _, lat := range []time.Duration{0, 300 * time.Millisecond} {
+			// Enough slots for the payments a latency keeps in flight
+			// (rate × latency), twice over; the default below that.
+			conc := max(32, int(r*lat.Seconds()*2))
+			say("(f) steady %.0f intents/s for %s, CyberSource latency %s, PAYMENTS_CONCURRENCY=%d", r, *steadyFor, lat, conc)
+			n := int(r * steadyFor.Seconds())
+			p, err := b.pipeline(ctx, pipelineSpec{n: n, workers: 1, latency: lat, rate: r,
+				env: map[string]string{"PAYMENTS_CONCURRENCY": strconv.Itoa(conc)}})
+			if err != nil {
+				return fmt.Errorf("(f) at %s: %w", lat, err)
+			}
+			st := p.steady
+			st.Rate, st.Seconds, st.CybsLatencyMs, st.Concurrency, st.WorkerCPUPer1k = r, steadyFor.Seconds(), float64(lat)/float64(time.Millisecond), conc, p.cpuPer1k
+			st.AchievedRate = p.publishedPerSec
+			say("(f) %s: added latency → result p50 %.1f p99 %.1f p99.9 %.1f ms; → TTC callback p50 %.1f p99 %.1f p99.9 %.1f ms (%d intents, published at %.0f/s); worker CPU %.2f s per 1,000",
+				lat, st.ResultP50ms, st.ResultP99ms, st.ResultP999ms, st.CallbackP50ms, st.CallbackP99ms, st.CallbackP999ms, st.Samples, st.AchievedRate, st.WorkerCPUPer1k)
+			say("(f) %s: %d stalls of the bench process over 5 ms (longest %.0f ms); %d callbacks over 10 ms added, %.0f%% of them across a stall",
+				lat, st.Stalls, st.StallMaxMs, st.SlowCallbacks, st.SlowDuringStall*100)
+			res.Steady = append(res.Steady, st)
+		}
 	}
-	res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms = p.perSec, p.p50, p.p99
-	res.PipelineRatio = p.perSec / res.RawMsgsPerSec
-
-	say("(c) CyberSource at 300 ms, %d in flight", *slowC)
-	if err := fresh(); err != nil {
-		return err
+	if want("g") {
+		say("(g) cost per payment, %d payments, one worker, zero-latency sandbox", *costN)
+		// Twice: without MONITOR for the CPU figures (MONITOR costs Redis
+		// CPU of its own), then with it for the round trips.
+		p, err := b.pipeline(ctx, pipelineSpec{n: *costN, workers: 1, cost: true})
+		if err != nil {
+			return fmt.Errorf("(g): %w", err)
+		}
+		mon, err := b.pipeline(ctx, pipelineSpec{n: *costN, workers: 1, cost: true, monitor: true})
+		if err != nil {
+			return fmt.Errorf("(g) with MONITOR: %w", err)
+		}
+		p.cost.RedisClientCommands = mon.cost.RedisClientCommands
+		res.Cost = p.cost
+		say("(g) worker CPU %.3f s and Redis CPU %.3f s per 1,000 payments; per payment %.2f Redis commands from the client, %.1f Redis commands executed, %.2f JetStream API calls, %.1f NATS messages in",
+			p.cost.WorkerCPUPer1k, p.cost.RedisCPUPer1k, p.cost.RedisClientCommands, p.cost.RedisCommands, p.cost.JSAPICalls, p.cost.NATSMsgsIn)
 	}
-	p, err = b.pipeline(ctx, pipelineSpec{n: *slowC * 20, workers: 1, latency: 300 * time.Millisecond,
-		env: []string{"PAYMENTS_CONCURRENCY=" + strconv.Itoa(*slowC)}})
-	if err != nil {
-		return fmt.Errorf("(c): %w", err)
+	if want("h") {
+		say("(h) claim latency, primary + one replica, %d claims without and with REDIS_MIN_REPLICAS=1", *claims)
+		if err := b.claimLatency(ctx, *claims, &res); err != nil {
+			return fmt.Errorf("(h): %w", err)
+		}
 	}
-	res.SlowInFlight, res.SlowPerSec = *slowC, p.chargesPerSec
-	res.SlowIdeal = float64(*slowC) / 0.3
-	res.SlowRatio = p.chargesPerSec / res.SlowIdeal
-
-	say("(d) four worker processes, %d payments", *fourN)
-	if err := fresh(); err != nil {
-		return err
-	}
-	p, err = b.pipeline(ctx, pipelineSpec{n: *fourN, workers: 4})
-	if err != nil {
-		return fmt.Errorf("(d): %w", err)
-	}
-	res.FourWorkersPayments = *fourN
-	res.TokenRequestsPer10k = float64(p.tokenRequests) * 10000 / float64(*fourN)
-	res.TLSHandshakesPer10k = float64(p.handshakes) * 10000 / float64(*fourN)
-	res.FourWorkersPaymentsPerSec = p.perSec
-
-	say("(e) peak RSS with 1,000 payments in flight")
-	if err := fresh(); err != nil {
-		return err
-	}
-	p, err = b.pipeline(ctx, pipelineSpec{n: 1000, workers: 1, latency: 4 * time.Second, measureRSS: true,
-		env: []string{"PAYMENTS_CONCURRENCY=1000", "ACK_WAIT=30s"}})
-	if err != nil {
-		return fmt.Errorf("(e): %w", err)
-	}
-	res.PeakInFlight, res.PeakRSSMiB = p.peakInFlight, p.peakRSSMiB
 
 	fmt.Fprintf(out, "\n| measure | figure |\n|---|---|\n")
 	fmt.Fprintf(out, "| (a) raw JetStream two-hop (publish→consume→publish→consume→ack) | %.0f msgs/s |\n", res.RawMsgsPerSec)
 	fmt.Fprintf(out, "| (b) full pipeline, zero-latency sandbox, intent → TTC callback | %.0f payments/s, p50 %.0f ms, p99 %.0f ms, %.2f of (a) |\n", res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms, res.PipelineRatio)
-	fmt.Fprintf(out, "| (c) CyberSource at 300 ms, %d in flight | %.1f payments/s of an ideal %.1f (%.2f) |\n", res.SlowInFlight, res.SlowPerSec, res.SlowIdeal, res.SlowRatio)
+	for _, c := range res.Slow {
+		fmt.Fprintf(out, "| (c) CyberSource at 300 ms, %d in flight | %.1f payments/s of an ideal %.1f (%.2f); mean in flight %.0f, %.0f ms per payment per slot |\n",
+			c.InFlight, c.PerSec, c.Ideal, c.Ratio, c.MeanInFlight, c.CycleMs)
+	}
 	fmt.Fprintf(out, "| (d) 4 worker processes, per 10,000 payments | %.1f TTC token requests, %.1f TLS handshakes (the guide's flow: 10,000 of each); %.0f payments/s |\n", res.TokenRequestsPer10k, res.TLSHandshakesPer10k, res.FourWorkersPaymentsPerSec)
-	fmt.Fprintf(out, "| (e) worker peak RSS, %d payments in flight | %.1f MiB |\n", res.PeakInFlight, res.PeakRSSMiB)
+	for _, m := range res.Memory {
+		fmt.Fprintf(out, "| (e) worker peak RSS, %d payments in flight | %.1f MiB |\n", m.PeakInFlight, m.PeakRSSMiB)
+	}
+	fmt.Fprintf(out, "| (e) the line through them | %.1f MiB + %.1f KiB per payment in flight |\n", res.MemoryBaseMiB, res.MemoryKiBPerPayment)
+	for _, st := range res.Steady {
+		fmt.Fprintf(out, "| (f) added latency at a steady %.0f intents/s for %.0f s, CyberSource at %.0f ms (subtracted), PAYMENTS_CONCURRENCY=%d | → result p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms; → TTC callback p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms |\n",
+			st.Rate, st.Seconds, st.CybsLatencyMs, st.Concurrency, st.ResultP50ms, st.ResultP99ms, st.ResultP999ms, st.CallbackP50ms, st.CallbackP99ms, st.CallbackP999ms)
+	}
+	if c := res.Cost; c.Payments > 0 {
+		names := slices.Sorted(maps.Keys(c.ByCommand))
+		var by []string
+		for _, k := range names {
+			by = append(by, fmt.Sprintf("%s %.2f", k, c.ByCommand[k]))
+		}
+		fmt.Fprintf(out, "| (g) cost per payment (%d payments, 1 worker) | worker CPU %.3f s and Redis CPU %.3f s per 1,000; %.2f Redis commands from the client, %.1f Redis commands executed (%s); %.2f JetStream API calls; %.1f NATS messages in |\n",
+			c.Payments, c.WorkerCPUPer1k, c.RedisCPUPer1k, c.RedisClientCommands, c.RedisCommands, strings.Join(by, ", "), c.JSAPICalls, c.NATSMsgsIn)
+	}
+	fmt.Fprintf(out, "| (h) claim latency, primary + 1 replica, %d claims each | REDIS_MIN_REPLICAS=0: p50 %.3f ms, p99 %.3f ms; =1: p50 %.3f ms, p99 %.3f ms (added: p50 +%.3f ms, p99 +%.3f ms) |\n",
+		res.ClaimsPerSetting, res.ClaimP50ms, res.ClaimP99ms, res.ClaimWaitP50ms, res.ClaimWaitP99ms, res.ClaimWaitP50ms-res.ClaimP50ms, res.ClaimWaitP99ms-res.ClaimP99ms)
 	fmt.Fprintf(out, "\n%d cores, %s\n", res.Cores, res.Machine)
 	j, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Fprintf(out, "\n%s\n", j)
@@ -211,18 +373,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
+// fresh replaces the rig: each measurement gets a fresh NATS, Redis and
+// sandbox, so that none inherits another's backlog.
+func (b *bench) fresh(ctx context.Context, sb sandbox.Config) error {
+	b.close()
+	b.logSeq++
+	r, err := rig.Start(ctx, rig.Options{Dir: filepath.Join(b.dir, fmt.Sprintf("run-%d", b.logSeq)),
+		APIKey: "bench-" + rig.RandomB64(9), Sandbox: sb})
+	if err != nil {
+		return err
+	}
+	b.r, b.js = r, r.JS
+	return nil
+}
+
 func (b *bench) close() {
-	if b.nc != nil {
-		b.nc.Close()
-		b.nc = nil
-	}
-	if b.nats != nil {
-		b.nats.Close()
-		b.nats = nil
-	}
-	if b.redis != nil {
-		b.redis.Stop()
-		b.redis = nil
+	if b.r != nil {
+		b.r.Close()
+		b.r = nil
 	}
 }
 
@@ -311,9 +479,24 @@ func (b *bench) raw(ctx context.Context, n int) (float64, error) {
 type pipelineSpec struct {
 	n, workers int
 	latency    time.Duration
-	env        []string
+	env        map[string]string
 	measureRSS bool
 	profile    string
+	// sampleInFlight: sample the worker's in-flight gauge while more
+	// than this many payments are still to be charged.
+	sampleInFlight int
+	// cost: count Redis commands (INFO commandstats), Redis round trips
+	// (MONITOR: commands from clients, not from scripts), JetStream API
+	// calls and NATS messages into the server during the run.
+	cost bool
+	// monitor: with cost, count round trips through MONITOR.
+	monitor bool
+	// heapProfile: fetch the worker's heap profile to this file once all
+	// n payments are in flight.
+	heapProfile string
+	// rate > 0 publishes at this steady rate (intents per second) instead
+	// of all at once, and the report measures each intent's added latency.
+	rate float64
 }
 
 type pipelineResult struct {
@@ -321,136 +504,501 @@ type pipelineResult struct {
 	tokenRequests, handshakes       int
 	peakInFlight                    int
 	peakRSSMiB                      float64
+	meanInFlight                    float64
+	// chargeMs: the worker's mean CyberSource call (payflow_charge_seconds),
+	// pool waits and TLS included; workerHandshakes its own count.
+	chargeMs         float64
+	workerHandshakes float64
+	// steady: the added latencies of a steady-rate run.
+	steady Steady
+	// cpuPer1k: the first worker's CPU seconds (user + system, its own
+	// rusage) per 1,000 payments, from publish to the last callback.
+	cpuPer1k float64
+	// publishedPerSec: the rate the publish phase achieved.
+	publishedPerSec float64
+	cost            Cost
+}
+
+// Cost is (g): what one payment costs, measured over a run of zero-latency
+// payments with one worker.
+type Cost struct {
+	Payments int `json:"payments"`
+	// WorkerCPUPer1k: the worker's own CPU seconds (rusage) per 1,000.
+	WorkerCPUPer1k float64 `json:"workerCpuSecondsPer1k"`
+	// RedisCPUPer1k: redis-server's used_cpu_user + used_cpu_sys per 1,000.
+	RedisCPUPer1k float64 `json:"redisCpuSecondsPer1k"`
+	// RedisClientCommands: commands sent by clients (MONITOR lines not
+	// from a script), per payment. Commands sent in one pipeline count
+	// each, so this is an upper bound on round trips.
+	RedisClientCommands float64 `json:"redisClientCommandsPerPayment"`
+	// RedisCommands: every command executed, scripts' included
+	// (INFO commandstats), per payment; ByCommand breaks it down.
+	RedisCommands float64            `json:"redisCommandsPerPayment"`
+	ByCommand     map[string]float64 `json:"redisCommandsByName"`
+	// JSAPICalls: JetStream API requests ($JS.API.>, jsz) per payment.
+	JSAPICalls float64 `json:"jetStreamApiCallsPerPayment"`
+	// NATSMsgsIn: messages clients sent to the NATS server (publishes,
+	// acks, pull requests, API calls), per payment.
+	NATSMsgsIn float64 `json:"natsMessagesInPerPayment"`
+}
+
+// costMeter measures a Cost from just before publishing to the last
+// callback.
+type costMeter struct {
+	rdb         *redis.Client
+	mon         net.Conn
+	fromClients chan int
+	api0, in0   uint64
+	redisCPU0   float64
+}
+
+func (b *bench) startCost(ctx context.Context, monitor bool) (*costMeter, error) {
+	opt, err := redis.ParseURL(b.r.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	m := &costMeter{rdb: redis.NewClient(opt), fromClients: make(chan int, 1)}
+	if err := m.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		return nil, err
+	}
+	if m.redisCPU0, err = redisCPU(ctx, m.rdb); err != nil {
+		return nil, err
+	}
+	if !monitor {
+		m.fromClients <- 0
+	} else if err := m.monitor(opt.Addr); err != nil {
+		return nil, err
+	}
+	js, err := b.r.NATS.Server.Jsz(nil)
+	if err != nil {
+		return nil, err
+	}
+	vz, err := b.r.NATS.Server.Varz(nil)
+	if err != nil {
+		return nil, err
+	}
+	m.api0, m.in0 = js.API.Total, uint64(vz.InMsgs)
+	return m, nil
+}
+
+// monitor counts, through MONITOR, the commands clients send (not those a
+// script runs).
+func (m *costMeter) monitor(addr string) error {
+	var err error
+	if m.mon, err = net.Dial("tcp", addr); err != nil {
+		return err
+	}
+	if _, err := m.mon.Write([]byte("MONITOR\r\n")); err != nil {
+		return err
+	}
+	rd := bufio.NewReader(m.mon)
+	if l, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+		return fmt.Errorf("MONITOR: %q %v", l, err)
+	}
+	go func() {
+		n := 0
+		for {
+			l, err := rd.ReadString('\n')
+			if err != nil {
+				m.fromClients <- n
+				return
+			}
+			// +<time> [<db> <client address>|lua] "command" ...
+			if !strings.Contains(l, " lua] ") && !strings.Contains(l, `"MONITOR"`) {
+				n++
+			}
+		}
+	}()
+	return nil
+}
+
+func (m *costMeter) finish(ctx context.Context, b *bench, n int) (Cost, error) {
+	defer m.rdb.Close()
+	c := Cost{Payments: n, ByCommand: map[string]float64{}}
+	info, err := m.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return c, err
+	}
+	cpu, err := redisCPU(ctx, m.rdb)
+	if err != nil {
+		return c, err
+	}
+	c.RedisCPUPer1k = (cpu - m.redisCPU0) * 1000 / float64(n)
+	// Let MONITOR's stream catch up with the last commands, then close it.
+	if m.mon != nil {
+		time.Sleep(200 * time.Millisecond)
+		_ = m.mon.Close()
+	}
+	c.RedisClientCommands = float64(<-m.fromClients) / float64(n)
+	for _, l := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(l), ":")
+		name, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd || name == "info" || name == "monitor" || strings.HasPrefix(name, "config") {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		if v, err := strconv.ParseFloat(calls, 64); err == nil {
+			c.ByCommand[name] = v / float64(n)
+			c.RedisCommands += v / float64(n)
+		}
+	}
+	js, err := b.r.NATS.Server.Jsz(nil)
+	if err != nil {
+		return c, err
+	}
+	vz, err := b.r.NATS.Server.Varz(nil)
+	if err != nil {
+		return c, err
+	}
+	c.JSAPICalls = float64(js.API.Total-m.api0) / float64(n)
+	c.NATSMsgsIn = float64(uint64(vz.InMsgs)-m.in0) / float64(n)
+	return c, nil
+}
+
+// redisCPU is redis-server's CPU seconds so far (INFO cpu).
+func redisCPU(ctx context.Context, rdb *redis.Client) (float64, error) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, l := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return sum, nil
+}
+
+// stall is one late wake-up of the probe: it slept from at for want but
+// woke late by late.
+type stall struct {
+	at   time.Time
+	late time.Duration
+}
+
+// probeStalls sleeps 1 ms at a time until stop is closed and returns the
+// wake-ups more than 5 ms late.
+func probeStalls(stop <-chan struct{}) []stall {
+	var out []stall
+	for {
+		select {
+		case <-stop:
+			return out
+		default:
+		}
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		if late := time.Since(t0) - time.Millisecond; late > 5*time.Millisecond {
+			out = append(out, stall{at: t0, late: late})
+		}
+	}
 }
 
 // pipeline runs workers as processes against a sandbox and publishes n
-// approved intents, measuring intent published → TTC callback received.
+// approved intents, measuring intent published → TTC callback received,
+// in phases: start, publish, settle, report.
 func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, error) {
 	var res pipelineResult
-	faults := sandbox.Faults{}
-	if s.latency > 0 {
-		faults.Latency = map[string]sandbox.Latency{sandbox.EndpointPayments: {Fixed: sandbox.Duration(s.latency)}}
-	}
-	key := "bench-" + randomB64(9)
-	sb, err := sandbox.Listen(sandbox.Config{Integrators: map[string]sandbox.Integrator{"costco": {APIKey: key}}, Faults: faults}, "127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		return res, err
-	}
-	defer sb.Close()
-	caFile := filepath.Join(b.dir, fmt.Sprintf("ca-%d.pem", b.logSeq))
-	if err := os.WriteFile(caFile, sb.CACertPEM(), 0o600); err != nil {
-		return res, err
-	}
-	env := append(os.Environ(), "NATS_URL="+b.nats.URL(), "REDIS_URL="+b.redis.URL(), "CACHE_ENCRYPTION_KEY="+randomB64(32),
-		"TTC_BASE_URL="+sb.TTCURL, "TTC_API_KEYS=costco="+key, "CYBS_BASE_URL="+sb.CybsURL, "CYBS_CA_FILE="+caFile,
-		"LOG_LEVEL=warn", "DRAIN_TIMEOUT=5s")
-	env = append(env, s.env...)
-	if s.profile != "" {
-		env = append(env, "ENABLE_PPROF=true")
-	}
 	var procs []*workerproc.Proc
-	addrs := make([]string, s.workers)
-	for i := range s.workers {
-		port, err := harness.FreePortE()
-		if err != nil {
-			return res, err
-		}
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
-		p := &workerproc.Proc{Name: fmt.Sprintf("w%d", i), Env: append(env, "HTTP_ADDR="+addrs[i]),
-			LogPath: filepath.Join(b.dir, fmt.Sprintf("worker-%d-%d.log", b.logSeq, i))}
-		if err := p.Start(); err != nil {
-			return res, err
-		}
-		procs = append(procs, p)
-	}
-	defer func() {
-		for _, p := range procs {
-			p.Terminate()
-		}
-		time.Sleep(300 * time.Millisecond)
-	}()
-	for _, a := range addrs {
-		if err := waitReady(ctx, a); err != nil {
-			return res, err
-		}
-	}
-
-	profDone := make(chan error, 1)
-	if s.profile != "" {
-		go func() { profDone <- fetchProfile(addrs[0], s.profile) }()
-	} else {
-		profDone <- nil
-	}
-	defer func() { <-profDone }()
-	// Publish, remembering when each booking was published.
+	var addrs []string
 	sent := make(map[string]time.Time, s.n)
-	capture := true
-	start := time.Now()
-	for i := range s.n {
-		booking := fmt.Sprintf("BB%07d", i)
-		in := &intent.Intent{Version: 1, IntentID: fmt.Sprintf("bench-%d-%07d", b.logSeq, i), Integrator: "costco",
-			MerchantID: "bench_m", BookingID: booking, Reference: "BENCH_" + booking, Amount: "10.00", Currency: "USD", Capture: &capture,
-			Card:   &intent.Card{Number: "4111111111111111", ExpirationMonth: "12", ExpirationYear: "2031"},
-			BillTo: &intent.BillTo{FirstName: "B", LastName: "Ench", Address1: "1 Main", Locality: "x", AdministrativeArea: "CA", PostalCode: "94105", Country: "US", Email: "b@example.com"}}
-		data, _ := json.Marshal(in)
-		m := nats.NewMsg(streams.Intents(in.MerchantID))
-		m.Data = data
-		m.Header.Set(nats.MsgIdHdr, in.IntentID)
-		sent[booking] = time.Now()
-		if _, err := b.js.PublishMsgAsync(m); err != nil {
-			return res, err
-		}
-	}
-	select {
-	case <-b.js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		return res, fmt.Errorf("publishes not acknowledged")
-	}
-
-	// Wait for every callback, sampling in-flight and RSS for (e).
-	deadline := time.Now().Add(10 * time.Minute)
-	var lastCharge time.Time
-	for {
-		charges, callbacks := sb.Counts()
-		if charges == s.n && lastCharge.IsZero() {
-			lastCharge = time.Now()
-		}
-		if s.measureRSS {
-			if f, err := inFlight(addrs[0]); err == nil && f > res.peakInFlight {
-				res.peakInFlight = f
+	profDone := make(chan error, 1)
+	profDone <- nil
+	var start time.Time
+	var cpu0 float64
+	var samples, sampled float64
+	stalls, stopProbe := make(chan []stall, 1), make(chan struct{})
+	var meter *costMeter
+	err := rig.RunPhases(ctx, b.out,
+		rig.Phase{Name: rig.PhaseStart, Run: func(ctx context.Context) error {
+			faults := sandbox.Faults{}
+			if s.latency > 0 {
+				faults.Latency = map[string]sandbox.Latency{sandbox.EndpointPayments: {Fixed: sandbox.Duration(s.latency)}}
 			}
-			if r := rssMiB(procs[0].Pid()); r > res.peakRSSMiB {
-				res.peakRSSMiB = r
+			if err := b.fresh(ctx, sandbox.Config{Faults: faults}); err != nil {
+				return err
 			}
-		}
-		if callbacks == s.n {
-			el := time.Since(start)
-			l := sb.Ledger()
-			res.perSec = float64(s.n) / el.Seconds()
-			if lastCharge.IsZero() {
-				lastCharge = time.Now()
+			tuning := map[string]string{"LOG_LEVEL": "warn"}
+			if s.profile != "" || s.heapProfile != "" {
+				tuning["ENABLE_PPROF"] = "true"
 			}
-			res.chargesPerSec = float64(s.n) / lastCharge.Sub(start).Seconds()
+			for i := range s.workers {
+				port, err := harness.FreePortE()
+				if err != nil {
+					return err
+				}
+				addr := fmt.Sprintf("127.0.0.1:%d", port)
+				p, err := b.r.StartProc(fmt.Sprintf("worker-%d-%d", b.logSeq, i), b.r.WorkerEnv(tuning, s.env, b.env, map[string]string{"HTTP_ADDR": addr}))
+				if err != nil {
+					return err
+				}
+				procs, addrs = append(procs, p), append(addrs, addr)
+			}
+			for _, a := range addrs {
+				if err := rig.WaitReady(ctx, a, 30*time.Second); err != nil {
+					return err
+				}
+			}
+			if s.profile != "" {
+				<-profDone
+				go func() { profDone <- fetchProfile(addrs[0], s.profile) }()
+			}
+			return nil
+		}},
+		// Publish, remembering when each booking was published.
+		rig.Phase{Name: rig.PhasePublish, Run: func(ctx context.Context) error {
+			if s.rate > 0 {
+				go func() { stalls <- probeStalls(stopProbe) }()
+			}
+			if s.cost {
+				var err error
+				if meter, err = b.startCost(ctx, s.monitor); err != nil {
+					return fmt.Errorf("cost: %w", err)
+				}
+			}
+			cpu0 = cpuSeconds(procs[0].Pid())
+			start = time.Now()
+			for i := range s.n {
+				if s.rate > 0 {
+					if d := time.Until(start.Add(time.Duration(float64(i) / s.rate * float64(time.Second)))); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				in := rig.NewIntent(fmt.Sprintf("bench-%d-%07d", b.logSeq, i), "4111111111111111", "10.00", true)
+				in.MerchantID, in.BookingID = "bench_m", fmt.Sprintf("BB%07d", i)
+				in.Reference = "BENCH_" + in.BookingID
+				sent[in.BookingID] = time.Now()
+				if _, err := b.js.PublishMsgAsync(rig.IntentMsg(in)); err != nil {
+					return err
+				}
+				// Stay under the client's cap on unacknowledged async
+				// publishes (4,000).
+				if i%2000 == 1999 {
+					select {
+					case <-b.js.PublishAsyncComplete():
+					case <-time.After(time.Minute):
+						return fmt.Errorf("publishes not acknowledged")
+					}
+				}
+			}
+			res.publishedPerSec = float64(s.n) / time.Since(start).Seconds()
+			select {
+			case <-b.js.PublishAsyncComplete():
+				return nil
+			case <-time.After(time.Minute):
+				return fmt.Errorf("publishes not acknowledged")
+			}
+		}},
+		// Wait for every callback, sampling in-flight and RSS for (e).
+		rig.Phase{Name: rig.PhaseSettle, Run: func(ctx context.Context) error {
+			deadline := time.Now().Add(10 * time.Minute)
+			var lastCharge time.Time
+			for {
+				charges, callbacks := b.r.SB.Counts()
+				if charges == s.n && lastCharge.IsZero() {
+					lastCharge = time.Now()
+				}
+				if s.sampleInFlight > 0 && charges < s.n-s.sampleInFlight && !start.IsZero() && time.Since(start) > time.Second {
+					if f, err := inFlight(addrs[0]); err == nil {
+						samples, sampled = samples+float64(f), sampled+1
+					}
+				}
+				if s.measureRSS {
+					if f, err := inFlight(addrs[0]); err == nil && f > res.peakInFlight {
+						res.peakInFlight = f
+						if f == s.n && s.heapProfile != "" {
+							// After a collection, so that it holds what is
+							// live now; the text form ends with MemStats.
+							if err := fetchPprof(addrs[0], "heap?gc=1", s.heapProfile); err != nil {
+								return err
+							}
+							if err := fetchPprof(addrs[0], "heap?gc=1&debug=1", s.heapProfile+".txt"); err != nil {
+								return err
+							}
+						}
+					}
+					if r := rssMiB(procs[0].Pid()); r > res.peakRSSMiB {
+						res.peakRSSMiB = r
+					}
+				}
+				if callbacks == s.n {
+					if s.heapProfile != "" {
+						// Everything allocated since the start (alloc_space).
+						if err := fetchPprof(addrs[0], "heap", s.heapProfile+".end"); err != nil {
+							return err
+						}
+					}
+					el := time.Since(start)
+					res.perSec = float64(s.n) / el.Seconds()
+					if lastCharge.IsZero() {
+						lastCharge = time.Now()
+					}
+					res.chargesPerSec = float64(s.n) / lastCharge.Sub(start).Seconds()
+					res.cpuPer1k = (cpuSeconds(procs[0].Pid()) - cpu0) * 1000 / float64(s.n)
+					if meter != nil {
+						var err error
+						if res.cost, err = meter.finish(ctx, b, s.n); err != nil {
+							return fmt.Errorf("cost: %w", err)
+						}
+						res.cost.WorkerCPUPer1k = res.cpuPer1k
+					}
+					if sampled > 0 {
+						res.meanInFlight = samples / sampled
+					}
+					if m, err := scrape(addrs[0], "payflow_charge_seconds_sum", "payflow_charge_seconds_count", "payflow_cybersource_tls_handshakes_total"); err == nil && m["payflow_charge_seconds_count"] > 0 {
+						res.chargeMs = m["payflow_charge_seconds_sum"] / m["payflow_charge_seconds_count"] * 1000
+						res.workerHandshakes = m["payflow_cybersource_tls_handshakes_total"]
+					}
+					return nil
+				}
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					return fmt.Errorf("%d of %d callbacks after 10 min", callbacks, s.n)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}},
+		rig.Phase{Name: rig.PhaseReport, Run: func(context.Context) error {
+			l := b.r.Ledger()
 			var lat []float64
 			for _, c := range l.Callbacks {
 				if t0, ok := sent[c.BookingID]; ok {
 					lat = append(lat, float64(c.First.Sub(t0))/float64(time.Millisecond))
 				}
 			}
-			slices.Sort(lat)
-			res.p50, res.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+			res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
+			if s.rate > 0 {
+				var err error
+				close(stopProbe)
+				if res.steady, err = b.steadyLatencies(ctx, l, sent, start, s.latency, <-stalls); err != nil {
+					return err
+				}
+			}
 			res.tokenRequests, res.handshakes = len(l.TokenRequests), l.TLSHandshakes
-			return res, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return res, fmt.Errorf("%d of %d callbacks after 10 min", callbacks, s.n)
-		}
-		time.Sleep(50 * time.Millisecond)
+			return nil
+		}},
+	)
+	for _, p := range procs {
+		p.Terminate()
 	}
+	time.Sleep(300 * time.Millisecond)
+	if perr := <-profDone; err == nil {
+		err = perr
+	}
+	return res, err
 }
 
-func fetchProfile(addr, path string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=4")
+// Steady is one steady-rate run: intent published → result published and
+// → TTC callback received, the sandbox's CyberSource latency subtracted, in
+// ms.
+type Steady struct {
+	Rate           float64 `json:"rate"`
+	Seconds        float64 `json:"seconds"`
+	CybsLatencyMs  float64 `json:"cybsLatencyMs"`
+	Concurrency    int     `json:"paymentsConcurrency"`
+	Samples        int     `json:"samples"`
+	ResultP50ms    float64 `json:"resultAddedP50ms"`
+	ResultP99ms    float64 `json:"resultAddedP99ms"`
+	ResultP999ms   float64 `json:"resultAddedP999ms"`
+	CallbackP50ms  float64 `json:"callbackAddedP50ms"`
+	CallbackP99ms  float64 `json:"callbackAddedP99ms"`
+	CallbackP999ms float64 `json:"callbackAddedP999ms"`
+	WorkerCPUPer1k float64 `json:"workerCpuSecondsPer1k"`
+	AchievedRate   float64 `json:"achievedRate"`
+	// Stalls: a probe in the bench process (which also runs NATS and the
+	// sandbox) sleeps 1 ms in a loop; a wake-up more than 5 ms late is a
+	// stall of the machine, not of the pipeline. StallMaxMs is the
+	// longest; SlowDuringStall the share of callbacks over 10 ms added
+	// whose span held a stall.
+	Stalls          int     `json:"stalls"`
+	StallMaxMs      float64 `json:"stallMaxMs"`
+	SlowCallbacks   int     `json:"slowCallbacks"`
+	SlowDuringStall float64 `json:"slowDuringStall"`
+}
+
+// steadyWarmup: intents published in the first second are left out (the
+// connections to CyberSource are being opened then).
+const steadyWarmup = time.Second
+
+// steadyLatencies reads the results stream and the sandbox's callbacks and
+// computes the added latencies of a steady run.
+func (b *bench) steadyLatencies(ctx context.Context, l sandbox.Ledger, sent map[string]time.Time, start time.Time, sbLatency time.Duration, stalls []stall) (Steady, error) {
+	var st Steady
+	keep := func(t0 time.Time) bool { return t0.Sub(start) >= steadyWarmup }
+	ms := func(d time.Duration) float64 { return float64(d-sbLatency) / float64(time.Millisecond) }
+	var cb, rs []float64
+	var dump strings.Builder
+	for _, c := range l.Callbacks {
+		if t0, ok := sent[c.BookingID]; ok && keep(t0) {
+			cb = append(cb, ms(c.First.Sub(t0)))
+			if a := cb[len(cb)-1]; a > 10 {
+				st.SlowCallbacks++
+				if slices.ContainsFunc(stalls, func(x stall) bool { return !x.at.Before(t0.Add(-x.late)) && x.at.Before(c.First) }) {
+					st.SlowDuringStall++
+				}
+			}
+			fmt.Fprintf(&dump, "%.1f\t%.2f\n", float64(t0.Sub(start))/float64(time.Millisecond), cb[len(cb)-1])
+		}
+	}
+	if b.dump != "" {
+		if err := os.WriteFile(fmt.Sprintf("%s-%d.tsv", b.dump, b.logSeq), []byte(dump.String()), 0o644); err != nil {
+			return st, err
+		}
+	}
+	msgs, err := b.r.ResultsReader.Read(ctx)
+	if err != nil {
+		return st, fmt.Errorf("results: %w", err)
+	}
+	for _, m := range msgs {
+		var r struct {
+			BookingID string `json:"bookingId"`
+		}
+		md, err := m.Metadata()
+		if err != nil || json.Unmarshal(m.Data(), &r) != nil {
+			continue
+		}
+		if t0, ok := sent[r.BookingID]; ok && keep(t0) {
+			rs = append(rs, ms(md.Timestamp.Sub(t0)))
+		}
+	}
+	st.Samples = len(cb)
+	if st.SlowCallbacks > 0 {
+		st.SlowDuringStall /= float64(st.SlowCallbacks)
+	}
+	st.Stalls = len(stalls)
+	for _, x := range stalls {
+		st.StallMaxMs = max(st.StallMaxMs, float64(x.late)/float64(time.Millisecond))
+	}
+	st.ResultP50ms, st.ResultP99ms, st.ResultP999ms = percentile(rs, 50), percentile(rs, 99), percentileF(rs, 99.9)
+	st.CallbackP50ms, st.CallbackP99ms, st.CallbackP999ms = percentile(cb, 50), percentile(cb, 99), percentileF(cb, 99.9)
+	return st, nil
+}
+
+// percentileF is percentile for fractional p.
+func percentileF(samples []float64, p float64) float64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	slices.Sort(samples)
+	return samples[min(len(samples)-1, int(float64(len(samples))*p/100))]
+}
+
+// percentile of samples (sorted in place): the p-th, nearest rank.
+func percentile(samples []float64, p int) float64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	slices.Sort(samples)
+	return samples[min(len(samples)-1, len(samples)*p/100)]
+}
+
+func fetchProfile(addr, path string) error { return fetchPprof(addr, "profile?seconds=4", path) }
+
+// fetchPprof writes a worker's /debug/pprof/<what> to path.
+func fetchPprof(addr, what, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + what)
 	if err != nil {
 		return err
 	}
@@ -483,20 +1031,63 @@ func waitReady(ctx context.Context, addr string) error {
 
 // inFlight reads payflow_in_flight{role="payments"} from a worker.
 func inFlight(addr string) (int, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := scrape(addr, `payflow_in_flight{role="payments"}`)
 	if err != nil {
 		return 0, err
 	}
+	v, ok := m[`payflow_in_flight{role="payments"}`]
+	if !ok {
+		return 0, fmt.Errorf("no in-flight gauge")
+	}
+	return int(v), nil
+}
+
+// scrape reads the samples named (series name with labels, exactly as
+// exposed) from a worker's /metrics.
+func scrape(addr string, names ...string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `payflow_in_flight{role="payments"} `); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int(f), err
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f
 		}
 	}
-	return 0, fmt.Errorf("no in-flight gauge")
+	return out, sc.Err()
 }
+
+// cpuSeconds is a process's user + system CPU time from /proc/<pid>/stat
+// (its own rusage: children and other processes are not in it).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): state is the
+	// first, utime the 12th, stime the 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on Linux for every architecture Go supports.
+const clockTicks = 100
 
 // rssMiB is a process's peak resident set (VmHWM) in MiB.
 func rssMiB(pid int) float64 {
@@ -516,8 +1107,83 @@ func rssMiB(pid int) float64 {
 	return 0
 }
 
-func randomB64(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
+// claimLatency measures (f): claims (the record write that must precede a
+// charge) one at a time through the sentinels, as the worker connects, on a
+// primary with one replica; with REDIS_MIN_REPLICAS=0 and =1 (the claim
+// then waits for the replica's acknowledgement, WAIT), interleaved in
+// blocks of 100 so that both see the same machine. Phases: start, settle
+// (the claims), report.
+func (b *bench) claimLatency(ctx context.Context, n int, res *Results) error {
+	var s *harness.Sentinel
+	var client redis.UniversalClient
+	lat := map[int][]float64{}
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+		if s != nil {
+			s.Close()
+		}
+	}()
+	return rig.RunPhases(ctx, b.out,
+		rig.Phase{Name: rig.PhaseStart, Run: func(ctx context.Context) error {
+			b.close()
+			var err error
+			if s, err = harness.NewSentinel(filepath.Join(b.dir, "sentinel"), harness.SentinelOptions{}); err != nil {
+				return err
+			}
+			// The worker's client settings (internal/worker redisClient).
+			client = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: s.SentinelAddrs(), MasterName: s.MasterName(),
+				DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
+			return client.Ping(ctx).Err()
+		}},
+		rig.Phase{Name: rig.PhaseSettle, Run: func(ctx context.Context) error {
+			stores := map[int]*idempotency.Store{
+				0: idempotency.New(client, idempotency.Options{}),
+				1: idempotency.New(client, idempotency.Options{MinReplicas: 1}),
+			}
+			const block, warm = 100, 100
+			seq := 0
+			claim := func(m int, record bool) error {
+				seq++
+				id := fmt.Sprintf("claim-bench-%d-%07d", m, seq)
+				t0 := time.Now()
+				c, err := stores[m].Claim(ctx, id, "fp", idempotency.NewOwner(), 15*time.Second)
+				el := time.Since(t0)
+				if err != nil {
+					return err
+				}
+				if c.State != idempotency.Claimed {
+					return fmt.Errorf("claim %s: state %d", id, c.State)
+				}
+				if record {
+					lat[m] = append(lat[m], float64(el)/float64(time.Millisecond))
+				}
+				return nil
+			}
+			for i := range warm {
+				if err := claim(i%2, false); err != nil {
+					return err
+				}
+			}
+			for done := 0; done < n; done += block {
+				for _, m := range []int{0, 1} {
+					for range min(block, n-done) {
+						if err := claim(m, true); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		}},
+		rig.Phase{Name: rig.PhaseReport, Run: func(context.Context) error {
+			res.ClaimsPerSetting = len(lat[0])
+			res.ClaimP50ms, res.ClaimP99ms = percentile(lat[0], 50), percentile(lat[0], 99)
+			res.ClaimWaitP50ms, res.ClaimWaitP99ms = percentile(lat[1], 50), percentile(lat[1], 99)
+			fmt.Fprintf(b.out, "# claims: REDIS_MIN_REPLICAS=0 p50 %.3f ms p99 %.3f ms; =1 p50 %.3f ms p99 %.3f ms\n",
+				res.ClaimP50ms, res.ClaimP99ms, res.ClaimWaitP50ms, res.ClaimWaitP99ms)
+			return nil
+		}},
+	)
 }

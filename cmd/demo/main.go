@@ -8,14 +8,15 @@
 // Redis: REDIS_URL if set; otherwise an in-process Redis emulator
 // (miniredis) holds the idempotency records and the credential cache is
 // memory-only.
+//
+// It runs on internal/rig in named phases: start, publish, settle, report
+// (no faults are injected).
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,16 +28,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
-
-	"github.com/ttcpay/payflow/internal/deadletters"
+	"github.com/ttcpay/payflow/internal/deadletter"
+	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/publish"
-	"github.com/ttcpay/payflow/internal/sandbox"
-	"github.com/ttcpay/payflow/internal/streams"
+	"github.com/ttcpay/payflow/internal/rig"
 	"github.com/ttcpay/payflow/internal/worker"
 )
 
@@ -66,102 +61,80 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var logFile *os.File
-	defer func() {
-		if logFile != nil {
-			_ = logFile.Close()
-		}
-	}()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	d := &demo{say: say, out: stdout}
+	defer d.close()
+	return rig.RunPhases(ctx, io.Discard,
+		rig.Phase{Name: rig.PhaseStart, Run: func(ctx context.Context) error { return d.start(ctx, dir, getenv("REDIS_URL")) }},
+		rig.Phase{Name: rig.PhasePublish, Run: func(ctx context.Context) error { return d.publish(ctx, *file, data) }},
+		// No faults are injected: the demo shows the ordinary outcomes.
+		rig.Phase{Name: rig.PhaseSettle, Run: func(ctx context.Context) error { return d.settle(ctx, *timeout) }},
+		rig.Phase{Name: rig.PhaseReport, Run: d.report},
+	)
+}
 
-	// NATS with JetStream, on a free port.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: filepath.Join(dir, "jetstream"), NoLog: true, NoSigs: true})
+type demo struct {
+	say     func(string, ...any)
+	out     io.Writer
+	r       *rig.Rig
+	w       *rig.Worker
+	logFile *os.File
+	waiter  *publish.Waiter
+	wanted  map[string]bool
+	order   []string
+	got     map[string]intent.Result
+	timeout time.Duration
+}
+
+func (d *demo) close() {
+	if d.waiter != nil {
+		d.waiter.Stop()
+	}
+	if d.r != nil {
+		d.r.Close()
+	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+}
+
+// start: NATS with JetStream, the sandbox (TTC and CyberSource), Redis
+// (redisURL, or the in-process emulator) and a worker with both roles.
+func (d *demo) start(ctx context.Context, dir, redisURL string) error {
+	o := rig.Options{Dir: dir, Redis: rig.RedisEmulated, APIKey: "demo-" + rig.RandomB64(12)}
+	if redisURL != "" {
+		o.Redis, o.RedisURL = rig.RedisURL, redisURL
+	}
+	r, err := rig.Start(ctx, o)
 	if err != nil {
 		return err
 	}
-	go ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("NATS did not start")
-	}
-	say("NATS JetStream   %s", ns.ClientURL())
-
-	// The sandbox: TTC and CyberSource.
-	apiKey := "demo-" + randomB64(12)
-	sb, err := sandbox.Listen(sandbox.Config{Integrators: map[string]sandbox.Integrator{"costco": {APIKey: apiKey}}}, "127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer sb.Close()
-	caFile := filepath.Join(dir, "sandbox-ca.pem")
-	if err := os.WriteFile(caFile, sb.CACertPEM(), 0o600); err != nil {
-		return err
-	}
-	say("sandbox TTC      %s", sb.TTCURL)
-	say("sandbox CyberSource %s (mTLS)", sb.CybsURL)
-
-	// Redis.
-	redisURL, tokenCache := getenv("REDIS_URL"), "redis"
+	d.r = r
+	d.say("NATS JetStream   %s", r.NATSURL)
+	d.say("sandbox TTC      %s", r.SB.TTCURL)
+	d.say("sandbox CyberSource %s (mTLS)", r.SB.CybsURL)
 	if redisURL == "" {
-		mr, err := miniredis.Run()
-		if err != nil {
-			return err
-		}
-		defer mr.Close()
-		redisURL, tokenCache = "redis://"+mr.Addr(), "memory"
-		say("Redis            in-process emulator (set REDIS_URL to use a real one); credential cache: memory")
+		d.say("Redis            in-process emulator (set REDIS_URL to use a real one); credential cache: memory")
 	} else {
-		say("Redis            %s", redisURL)
+		d.say("Redis            %s", redisURL)
 	}
+	if d.logFile, err = os.Create(filepath.Join(dir, "worker.log")); err != nil {
+		return err
+	}
+	vars := r.WorkerEnv(map[string]string{"RESOLVE_DELAY": "2s", "LOG_LEVEL": "info"})
+	if d.w, err = r.StartWorker(ctx, vars, worker.TestConfig{}, d.logFile); err != nil {
+		return err
+	}
+	d.say("worker           roles payments,callbacks; its JSON log goes to a temporary file")
+	d.waiter, err = publish.NewWaiter(ctx, r.JS, time.Time{})
+	return err
+}
 
-	// The worker, both roles.
-	logPath := filepath.Join(dir, "worker.log")
-	logFile, err = os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	vars := map[string]string{
-		"NATS_URL": ns.ClientURL(), "REDIS_URL": redisURL, "TOKEN_CACHE": tokenCache,
-		"CACHE_ENCRYPTION_KEY": randomB64(32),
-		"TTC_BASE_URL":         sb.TTCURL, "TTC_API_KEYS": "costco=" + apiKey,
-		"CYBS_BASE_URL": sb.CybsURL, "CYBS_CA_FILE": caFile, "CYBS_SOLUTION_ID": "ttctestpartner",
-		"RESOLVE_DELAY": "2s", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "info", "DRAIN_TIMEOUT": "5s",
-	}
-	cfg, err := worker.LoadConfig(func(k string) string { return vars[k] })
-	if err != nil {
-		return err
-	}
-	wctx, stopWorker := context.WithCancel(ctx)
-	defer stopWorker()
-	w, err := worker.New(wctx, cfg, zerolog.New(logFile).With().Timestamp().Logger(), worker.Hooks{})
-	if err != nil {
-		return err
-	}
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- w.Run(wctx) }()
-	say("worker           roles payments,callbacks; its JSON log goes to a temporary file")
-
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	waiter, err := publish.NewWaiter(ctx, js, time.Time{})
-	if err != nil {
-		return err
-	}
-	defer waiter.Stop()
-
-	// Publish every line as it is, invalid ones included: the worker must
-	// dead-letter those, never charge them.
-	say("\npublishing %s", *file)
-	wanted := map[string]bool{}
-	var order []string
+// publish publishes every line as it is, invalid ones included: the worker
+// must dead-letter those, never charge them.
+func (d *demo) publish(ctx context.Context, file string, data []byte) error {
+	d.say("\npublishing %s", file)
+	d.wanted = map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
@@ -170,21 +143,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		var head struct{ IntentID, MerchantID string }
 		if err := json.Unmarshal(line, &head); err != nil || head.IntentID == "" || head.MerchantID == "" {
-			return fmt.Errorf("%s: every demo line needs intentId and merchantId", *file)
+			return fmt.Errorf("%s: every demo line needs intentId and merchantId", file)
 		}
-		m := nats.NewMsg(streams.Intents(head.MerchantID))
-		m.Data = append([]byte(nil), line...)
-		m.Header.Set(nats.MsgIdHdr, head.IntentID)
-		if _, err := js.PublishMsg(ctx, m); err != nil {
+		if err := d.r.PublishMsg(ctx, rig.RawMsg(head.IntentID, head.MerchantID, append([]byte(nil), line...)), 5*time.Second); err != nil {
 			return err
 		}
-		wanted[head.IntentID] = true
-		order = append(order, head.IntentID)
+		d.wanted[head.IntentID] = true
+		d.order = append(d.order, head.IntentID)
 	}
+	return nil
+}
 
-	wait, cancel := context.WithTimeout(ctx, *timeout)
+// settle waits for an outcome of every intent, or timeout.
+func (d *demo) settle(ctx context.Context, timeout time.Duration) error {
+	wait, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	got := waiter.Wait(wait, wanted)
+	d.got, d.timeout = d.waiter.Wait(wait, d.wanted), timeout
+	return nil
+}
+
+func (d *demo) report(ctx context.Context) error {
+	say, stdout, got, order, wanted := d.say, d.out, d.got, d.order, d.wanted
+	sb := d.r.SB
 	say("\noutcomes (payments.results.*):")
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  INTENT\tSTATUS\tAMOUNT\tCYBERSOURCE ID\tREASON")
@@ -229,7 +209,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	say("  TTC token requests: %d (one per merchant, shared by every payment)", len(l.TokenRequests))
 
-	dl, err := deadletters.List(ctx, js, deadletters.Filter{})
+	dl, err := deadletter.List(ctx, d.r.JS, deadletter.Filter{})
 	if err != nil {
 		return err
 	}
@@ -238,21 +218,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		say("  seq %d  %s/%s  intent %s: %s", e.Seq, e.Kind, e.Class, e.IntentID, e.Reason)
 	}
 
-	stopWorker()
-	<-workerDone
+	if _, err := d.w.Stop(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	missing := len(wanted) - len(got)
 	if missing > 0 {
-		return fmt.Errorf("%d intents have no outcome after %s", missing, *timeout)
+		return fmt.Errorf("%d intents have no outcome after %s", missing, d.timeout)
 	}
 	if len(l.Callbacks) < authorized {
 		return fmt.Errorf("TTC received %d callbacks for %d authorized intents", len(l.Callbacks), authorized)
 	}
 	say("\ndemo finished: %d intents, %d authorized with their callbacks, %d dead letters", len(order), authorized, len(dl))
 	return nil
-}
-
-func randomB64(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,10 +21,16 @@ import (
 
 // LoadReport is what load prints (and, with --json, writes as JSON).
 type LoadReport struct {
-	Count          int     `json:"count"`
-	Merchants      int     `json:"merchants"`
-	TargetRate     float64 `json:"targetRate"`
+	Count      int     `json:"count"`
+	Merchants  int     `json:"merchants"`
+	TargetRate float64 `json:"targetRate"`
+	// Published counts the publishes JetStream acknowledged as new
+	// messages; Refused those it refused (stream full, no stream, ...),
+	// Duplicates those it dropped as duplicates.
 	Published      int     `json:"published"`
+	Refused        int     `json:"refused"`
+	Duplicates     int     `json:"duplicates"`
+	FirstRefusal   string  `json:"firstRefusal,omitempty"`
 	PublishSeconds float64 `json:"publishSeconds"`
 	Results        int     `json:"results"`
 	Authorized     int     `json:"authorized"`
@@ -52,23 +59,33 @@ func cmdLoad(ctx context.Context, args []string, getenv func(string) string, std
 	if *count < 1 || *merchants < 1 || *declines < 0 || *declines > 1 || *rate < 0 {
 		return withCode(exitError, "--count and --merchants must be ≥ 1, --rate ≥ 0, --decline-ratio in 0..1")
 	}
-	nc, js, err := connect(*url)
+	nc, js, err := connect(*url, getenv)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	rep, err := runLoad(ctx, js, loadSpec{count: *count, rate: *rate, merchants: *merchants, declines: *declines, integrator: *integrator, timeout: *timeout})
 	if err != nil {
-		return withCode(exitError, "%v", err)
+		return withCode(exitError, "NATS %s: %v", natsServer(nc, *url), err)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
-		fmt.Fprintf(stdout, "published %d intents over %d merchants in %.2fs (target %.0f/s)\n", rep.Published, rep.Merchants, rep.PublishSeconds, rep.TargetRate)
+		fmt.Fprintf(stdout, "published %d of %d intents over %d merchants in %.2fs (target %.0f/s)", rep.Published, rep.Count, rep.Merchants, rep.PublishSeconds, rep.TargetRate)
+		if rep.Refused > 0 || rep.Duplicates > 0 {
+			fmt.Fprintf(stdout, "; %d refused by JetStream, %d dropped as duplicates", rep.Refused, rep.Duplicates)
+			if rep.FirstRefusal != "" {
+				fmt.Fprintf(stdout, " (first refusal: %s)", rep.FirstRefusal)
+			}
+		}
+		fmt.Fprintln(stdout)
 		fmt.Fprintf(stdout, "results: %d in %.2fs (%d authorized, %d declined, %d other): %.1f payments/s\n",
 			rep.Results, rep.Seconds, rep.Authorized, rep.Declined, rep.Other, rep.Throughput)
 		fmt.Fprintf(stdout, "latency publish→result: p50 %.1fms  p90 %.1fms  p99 %.1fms  max %.1fms\n", rep.P50ms, rep.P90ms, rep.P99ms, rep.MaxMs)
+	}
+	if rep.Refused > 0 || rep.Duplicates > 0 {
+		return withCode(exitError, "NATS %s: %d of %d publishes refused, %d dropped as duplicates", natsServer(nc, *url), rep.Refused, rep.Count, rep.Duplicates)
 	}
 	if rep.Results < rep.Published {
 		return withCode(exitTimeout, "%d results missing after %s", rep.Published-rep.Results, *timeout)
@@ -96,7 +113,8 @@ func runLoad(ctx context.Context, js jetstream.JetStream, s loadSpec) (LoadRepor
 	sent := make(map[string]time.Time, s.count)
 	latencies := make([]time.Duration, 0, s.count)
 	var last time.Time
-	done := make(chan struct{})
+	done, stop := make(chan struct{}), make(chan struct{})
+	var acked atomic.Bool // every ack is in: sent holds only what JetStream took
 	go func() {
 		defer close(done)
 		for {
@@ -118,10 +136,13 @@ func runLoad(ctx context.Context, js jetstream.JetStream, s loadSpec) (LoadRepor
 					}
 				}
 				n := len(latencies)
+				left := len(sent)
 				mu.Unlock()
-				if n == s.count {
+				if n == s.count || (acked.Load() && left == 0) {
 					return
 				}
+			case <-stop:
+				return
 			case <-ctx.Done():
 				return
 			}
@@ -134,6 +155,11 @@ func runLoad(ctx context.Context, js jetstream.JetStream, s loadSpec) (LoadRepor
 		interval = time.Duration(float64(time.Second) / s.rate)
 	}
 	capture := true
+	type pending struct {
+		id string
+		f  jetstream.PubAckFuture
+	}
+	futures := make([]pending, 0, s.count)
 	for i := range s.count {
 		if interval > 0 {
 			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -158,16 +184,51 @@ func runLoad(ctx context.Context, js jetstream.JetStream, s loadSpec) (LoadRepor
 		mu.Lock()
 		sent[in.IntentID] = time.Now()
 		mu.Unlock()
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
 			return rep, fmt.Errorf("publish: %w", err)
 		}
-		rep.Published++
+		futures = append(futures, pending{id: in.IntentID, f: f})
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(30 * time.Second):
 		return rep, fmt.Errorf("publishes not acknowledged after 30s")
 	}
+	// Count what JetStream took: a refused or duplicate publish gives no
+	// result, so it is not waited for.
+	for _, p := range futures {
+		var ack *jetstream.PubAck
+		var err error
+		select {
+		case ack = <-p.f.Ok():
+		case err = <-p.f.Err():
+		}
+		drop := true
+		switch {
+		case err != nil:
+			rep.Refused++
+			if rep.FirstRefusal == "" {
+				rep.FirstRefusal = err.Error()
+			}
+		case ack.Duplicate:
+			rep.Duplicates++
+		default:
+			rep.Published++
+			drop = false
+		}
+		if drop {
+			mu.Lock()
+			delete(sent, p.id)
+			mu.Unlock()
+		}
+	}
+	acked.Store(true)
+	mu.Lock()
+	if len(sent) == 0 {
+		close(stop)
+	}
+	mu.Unlock()
 	rep.PublishSeconds = time.Since(start).Seconds()
 	select {
 	case <-done:

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return fmt.Errorf("faults: %w", err)
 		}
-		if err := json.Unmarshal(b, &cfg.Faults); err != nil {
+		if cfg.Faults, err = sandbox.ParseFaults(b); err != nil {
 			return fmt.Errorf("faults %s: %w", *faultsFile, err)
 		}
 	}

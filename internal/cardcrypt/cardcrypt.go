@@ -26,6 +26,12 @@ var (
 	ErrDecrypt    = errors.New("encryptedCard does not decrypt: wrong key or tampered ciphertext")
 	ErrPayload    = errors.New("encryptedCard decrypts to something that is not a card")
 	ErrNoKeys     = errors.New("encryptedCard cannot be read: no card decryption keys are configured")
+
+	// ErrMissingKid is a malformed card (it wraps ErrMalformed): the JWE
+	// names no key, so no key deployment can ever open it. Unlike
+	// ErrUnknownKid and ErrNoKeys, configuration problems that a new key
+	// fixes, it is the sender's error.
+	ErrMissingKid = fmt.Errorf("%w: its protected header has no kid", ErrMalformed)
 )
 
 // Keyring holds the private keys by kid.
@@ -104,6 +110,9 @@ func (k *Keyring) Decrypt(compact string) (*intent.Card, error) {
 	if err != nil {
 		return nil, ErrMalformed
 	}
+	if obj.Header.KeyID == "" {
+		return nil, ErrMissingKid
+	}
 	if k == nil || len(k.keys) == 0 {
 		return nil, ErrNoKeys
 	}
@@ -115,13 +124,20 @@ func (k *Keyring) Decrypt(compact string) (*intent.Card, error) {
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	var c intent.Card
-	dec := json.NewDecoder(strings.NewReader(string(plain)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.Number == "" {
+	// As strict as an intent: one reading of the card, whatever the reader
+	// (no duplicate or case-variant names, no trailing data).
+	c, err := intent.DecodeCard(plain)
+	var ve *intent.ValidationError
+	if errors.As(err, &ve) && len(ve.Problems) > 0 {
+		return nil, fmt.Errorf("%w: the card %s", ErrPayload, ve.Problems[0].Message) // names fields, never values
+	}
+	if err != nil {
 		return nil, ErrPayload
 	}
-	return &c, nil
+	if c.Number == "" {
+		return nil, fmt.Errorf("%w: it has no number", ErrPayload)
+	}
+	return c, nil
 }
 
 // Encrypt seals a card for a public key (what upstream does; the publisher's
@@ -170,4 +186,50 @@ func ParsePublicKey(data []byte) (*rsa.PublicKey, string, error) {
 		}
 	}
 	return nil, "", fmt.Errorf("PEM block %q is not an RSA key", b.Type)
+}
+
+// Recipient is a public key that cards are sealed to, with its kid: what
+// upstream encrypts with, and what the worker seals a plaintext card with
+// before it goes to the dead-letter stream.
+type Recipient struct {
+	Key *rsa.PublicKey
+	Kid string
+}
+
+// ParseRecipient reads a public key as ParsePublicKey does and requires
+// what Decrypt will need to open what it seals: a kid header and at least
+// 2048 bits.
+func ParseRecipient(data []byte) (*Recipient, error) {
+	pub, kid, err := ParsePublicKey(data)
+	if err != nil {
+		return nil, err
+	}
+	if kid == "" {
+		return nil, errors.New("the PEM block has no kid header")
+	}
+	if pub.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("key %q: %d bits, want at least 2048", kid, pub.N.BitLen())
+	}
+	return &Recipient{Key: pub, Kid: kid}, nil
+}
+
+// Encrypt seals a card for the recipient, in the format Decrypt reads.
+func (r *Recipient) Encrypt(c intent.Card) (string, error) { return Encrypt(r.Key, r.Kid, c) }
+
+// Holds reports whether the keyring holds the private key of the
+// recipient: the same kid with the same public key. A kid held with
+// another key is an error: what is sealed to the recipient would not
+// decrypt.
+func (k *Keyring) Holds(r *Recipient) (bool, error) {
+	if k == nil {
+		return false, nil
+	}
+	priv, ok := k.keys[r.Kid]
+	if !ok {
+		return false, nil
+	}
+	if !priv.PublicKey.Equal(r.Key) {
+		return false, fmt.Errorf("key %q is held with another key pair than the public key given", r.Kid)
+	}
+	return true, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/ttcpay/payflow/internal/cardcrypt"
 	"github.com/ttcpay/payflow/internal/intent"
 )
@@ -25,6 +27,43 @@ func keyPEM(t *testing.T, kid string) (*rsa.PrivateKey, []byte) {
 	}
 	der, _ := x509.MarshalPKCS8PrivateKey(k)
 	return k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"kid": kid}, Bytes: der})
+}
+
+// sealRaw encrypts any plaintext as upstream would (kid "" leaves the
+// header out).
+func sealRaw(t testing.TB, pub *rsa.PublicKey, kid, plain string) string {
+	t.Helper()
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: pub, KeyID: kid}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := enc.Encrypt([]byte(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// badPayloads are decrypted card texts that must be refused: a JSON reader
+// could take another card number, month or CVV from each (issue 12 break 2).
+var badPayloads = map[string]string{
+	"DuplicateNumber": `{"number":"4111111111111111","number":"5555555555554444","expirationMonth":"12","expirationYear":"2031"}`,
+	"DuplicateMonth":  `{"number":"4111111111111111","expirationMonth":"12","expirationMonth":"01","expirationYear":"2031"}`,
+	"CaseVariantName": `{"number":"4111111111111111","NUMBER":"5555555555554444","expirationMonth":"12","expirationYear":"2031"}`,
+	"CaseVariantOnly": `{"Number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"}`,
+	// U+017F LATIN SMALL LETTER LONG S folds to "s" in encoding/json.
+	"LongSName":       "{\"number\":\"4111111111111111\",\"expirationMonth\":\"12\",\"expirationYear\":\"2031\",\"securityCode\":\"123\",\"ſecurityCode\":\"999\"}",
+	"TrailingData":    `{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"} {"number":"5555555555554444"}`,
+	"TrailingGarbage": `{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"}x`,
+	"UnknownField":    `{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031","cvv":"123"}`,
+	"InvalidUTF8":     "{\"number\":\"4111111111111111\",\"expirationMonth\":\"12\",\"expirationYear\":\"2031\xff\"}",
+	"NumberAsNumber":  `{"number":4111111111111111,"expirationMonth":"12","expirationYear":"2031"}`,
+	"NotAnObject":     `"4111111111111111"`,
+	"NoNumber":        `{"expirationMonth":"12","expirationYear":"2031"}`,
 }
 
 var card = intent.Card{Number: "4111111111111111", ExpirationMonth: "12", ExpirationYear: "2031", SecurityCode: "737"}
@@ -81,6 +120,30 @@ func TestJWE(t *testing.T) {
 			}
 		}
 	})
+	t.Run("MissingKidIsMalformedNotConfig", func(t *testing.T) {
+		// A JWE without kid is a broken card (invalid), never a key this
+		// worker lacks (config, replayable): issue 14 item 10.
+		jwe := sealRaw(t, &k1.PublicKey, "", `{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"}`)
+		for name, r := range map[string]*cardcrypt.Keyring{"Ring": ring, "NoKeys": nil} {
+			_, err := r.Decrypt(jwe)
+			if err == nil || errors.Is(err, cardcrypt.ErrUnknownKid) || errors.Is(err, cardcrypt.ErrNoKeys) || !errors.Is(err, cardcrypt.ErrMalformed) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	t.Run("StrictPayload", func(t *testing.T) {
+		for name, plain := range badPayloads {
+			t.Run(name, func(t *testing.T) {
+				c, err := ring.Decrypt(sealRaw(t, &k1.PublicKey, "2026-10", plain))
+				if !errors.Is(err, cardcrypt.ErrPayload) {
+					t.Fatalf("accepted or wrong error: %v %v", err, c)
+				}
+				if regexp.MustCompile(`\d{6,}`).MatchString(err.Error()) {
+					t.Fatalf("error carries digits: %v", err)
+				}
+			})
+		}
+	})
 	t.Run("NoKeys", func(t *testing.T) {
 		jwe, _ := cardcrypt.Encrypt(&k1.PublicKey, "2026-10", card)
 		var none *cardcrypt.Keyring
@@ -122,10 +185,59 @@ func FuzzDecrypt(f *testing.F) {
 	jwe, _ := cardcrypt.Encrypt(&k.PublicKey, "k", card)
 	f.Add(jwe)
 	f.Add("a.b.c.d.e")
+	f.Add(sealRaw(f, &k.PublicKey, "", `{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031"}`))
+	for _, plain := range badPayloads {
+		f.Add(sealRaw(f, &k.PublicKey, "k", plain))
+	}
+	digits := regexp.MustCompile(`\d{6,}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ring.Decrypt(s)
 		if err == nil && c.Number == "" {
 			t.Fatal("empty card accepted")
 		}
+		if err != nil && digits.MatchString(err.Error()) {
+			t.Fatalf("error carries digits: %v", err)
+		}
 	})
+}
+
+// TestRecipient: the dead-letter key is a public key with a kid, sealing
+// what the keyring that holds its private half opens; a keyring holding
+// another key under that kid is an error, not a silent mismatch.
+func TestRecipient(t *testing.T) {
+	k, priv := keyPEM(t, "dlq-1")
+	_, otherPriv := keyPEM(t, "dlq-1")
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": "dlq-1"}, Bytes: der})
+	r, err := cardcrypt.ParseRecipient(pub)
+	if err != nil || r.Kid != "dlq-1" {
+		t.Fatalf("%v %v", r, err)
+	}
+	if _, err := cardcrypt.ParseRecipient(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); err == nil {
+		t.Fatal("a key without kid was accepted")
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	sder, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
+	if _, err := cardcrypt.ParseRecipient(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": "s"}, Bytes: sder})); err == nil {
+		t.Fatal("a 1024-bit key was accepted")
+	}
+	ring, _ := cardcrypt.ParseKeyring(priv)
+	jwe, err := r.Encrypt(intent.Card{Number: "4111111111111111", ExpirationMonth: "12", ExpirationYear: "2031"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ring.Decrypt(jwe); err != nil || c.Number != "4111111111111111" {
+		t.Fatalf("%v %v", c, err)
+	}
+	if held, err := ring.Holds(r); !held || err != nil {
+		t.Fatalf("held %v %v", held, err)
+	}
+	wrong, _ := cardcrypt.ParseKeyring(otherPriv)
+	if _, err := wrong.Holds(r); err == nil {
+		t.Fatal("another key pair under the same kid was not an error")
+	}
+	var none *cardcrypt.Keyring
+	if held, err := none.Holds(r); held || err != nil {
+		t.Fatalf("nil keyring: %v %v", held, err)
+	}
 }

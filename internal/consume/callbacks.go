@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,12 +13,22 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/ttcpay/payflow/internal/dlq"
+	"github.com/ttcpay/payflow/internal/deadletter"
+	"github.com/ttcpay/payflow/internal/idempotency"
 	"github.com/ttcpay/payflow/internal/intent"
+	"github.com/ttcpay/payflow/internal/redact"
+	"github.com/ttcpay/payflow/internal/redelivery"
 	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/tracing"
 	"github.com/ttcpay/payflow/internal/ttc"
 )
+
+// CallbackMarks record that TTC has an intent's callback
+// (*idempotency.Store).
+type CallbackMarks interface {
+	MarkCallbackDelivered(ctx context.Context, intentID, transactionID string) error
+	CallbackDelivered(ctx context.Context, intentID, transactionID string) (bool, error)
+}
 
 // Notifier is TTC's callback endpoint (*ttc.Client).
 type Notifier interface {
@@ -33,8 +44,12 @@ type CallbacksConfig struct {
 	Budget time.Duration
 	// Retry: exponential backoff with jitter by delivery count. Defaults to
 	// 1 s doubling up to 5 min.
-	Retry Backoff
-	Now   func() time.Time
+	Retry redelivery.Backoff
+	// History keeps each intent's story; nil: none.
+	History History
+	// HistoryRetention: see PaymentsConfig.
+	HistoryRetention time.Duration
+	Now              func() time.Time
 }
 
 // BudgetDefault is how long TTC callbacks are retried.
@@ -43,7 +58,7 @@ const BudgetDefault = 24 * time.Hour
 func (c CallbacksConfig) withDefaults() CallbacksConfig {
 	c.Budget = cmp.Or(c.Budget, BudgetDefault)
 	if c.Retry.Initial == 0 {
-		c.Retry = Backoff{Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.3}
+		c.Retry = redelivery.Backoff{Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.3}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -58,14 +73,14 @@ func (c CallbacksConfig) withDefaults() CallbacksConfig {
 type Callbacks struct {
 	cfg     CallbacksConfig
 	ttc     Notifier
-	records Records
+	records CallbackMarks
 	js      Publisher
 	log     zerolog.Logger
 	m       *Metrics
 }
 
 // NewCallbacks wires the callbacks consumer.
-func NewCallbacks(cfg CallbacksConfig, n Notifier, records Records, js Publisher, log zerolog.Logger, m *Metrics) *Callbacks {
+func NewCallbacks(cfg CallbacksConfig, n Notifier, records CallbackMarks, js Publisher, log zerolog.Logger, m *Metrics) *Callbacks {
 	return &Callbacks{cfg: cfg.withDefaults(), ttc: n, records: records, js: js, log: log, m: m}
 }
 
@@ -75,23 +90,38 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	c.m.InFlight.WithLabelValues("callbacks").Inc()
 	defer c.m.InFlight.WithLabelValues("callbacks").Dec()
 	delivered, seq, published := msgMeta(msg)
+	if delivered > 1 {
+		c.m.Redeliveries.WithLabelValues("callbacks").Inc()
+	}
 	merchant := streams.MerchantOf(msg.Subject())
 	ctx, span := c.cfg.Tracing.Start(c.cfg.Tracing.FromMsg(ctx, msg.Headers()), "payflow.callback",
-		attribute.String("payflow.intent_id", msg.Headers().Get(nats.MsgIdHdr)), attribute.String("payflow.merchant_id", merchant),
+		attribute.String("payflow.intent_id", redact.CardNumbers(msg.Headers().Get(nats.MsgIdHdr))), attribute.String("payflow.merchant_id", redact.CardNumbers(merchant)),
 		attribute.Int64("payflow.delivery", int64(delivered)))
 	defer span.End()
 	var job intent.CallbackJob
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.IntentID == "" || job.Integrator == "" {
-		c.dead(ctx, msg, merchant, "", delivered, seq, dlq.ClassInvalid, "callback job is not readable")
+		c.dead(ctx, msg, merchant, "", delivered, seq, deadletter.ClassInvalid, "callback job is not readable")
 		return
 	}
-	log := c.log.With().Str("intentId", job.IntentID).Str("merchantId", job.MerchantID).Uint64("attempt", delivered).Logger()
+	log := c.log.With().Str("intentId", job.IntentID).Str("merchantId", job.MerchantID).Uint64("delivery", delivered).Logger()
+	var next time.Time // set when this delivery schedules another
+	remember := func(format string, args ...any) {
+		if c.cfg.History == nil {
+			return
+		}
+		e := idempotency.Event{At: c.cfg.Now(), Kind: "callback", Next: next,
+			Detail: fmt.Sprintf("delivery %d of the callback for %s: ", delivered, job.TransactionID) + fmt.Sprintf(format, args...)}
+		if err := c.cfg.History.AppendHistory(ctx, job.IntentID, c.cfg.HistoryRetention, e); err != nil {
+			log.Debug().Err(err).Msg("history not written")
+		}
+	}
 
 	// A redelivery (a worker died after TTC answered) or a job re-published
 	// for a settled intent (a replay after the duplicate window) must not
 	// tell TTC twice; a first delivery needs no look-up.
 	if delivered > 1 || msg.Headers().Get(HeaderReemit) != "" {
-		if done, err := c.records.CallbackDelivered(ctx, job.IntentID); err == nil && done {
+		if done, err := c.records.CallbackDelivered(ctx, job.IntentID, job.TransactionID); err == nil && done {
+			c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
 			log.Info().Msg("callback already delivered")
 			_ = msg.Ack()
 			return
@@ -103,42 +133,66 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	})
 	if err == nil {
 		c.m.Callbacks.WithLabelValues("delivered").Inc()
-		if merr := c.records.MarkCallbackDelivered(ctx, job.IntentID); merr != nil {
+		if merr := c.records.MarkCallbackDelivered(ctx, job.IntentID, job.TransactionID); merr != nil {
 			log.Warn().Err(merr).Msg("callback delivered but not marked")
 		}
+		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
 		log.Info().Str("cybersourceId", job.TransactionID).Msg("TTC callback delivered")
+		if delivered > 1 {
+			remember("delivered to TTC") // a first-time delivery is told by the record's mark
+		}
 		_ = msg.Ack()
 		return
 	}
 	age := c.cfg.Now().Sub(published)
+	delay := c.cfg.Retry.Delay(delivered)
+	nextRetry := c.cfg.Now().Add(delay).UTC()
 	switch ttc.KindOf(err) {
 	case ttc.KindInvalidRequest:
 		c.m.Callbacks.WithLabelValues("rejected").Inc()
+		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
 		log.Error().Err(err).Msg("TTC rejected the callback")
-		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, dlq.ClassRejected, err.Error())
+		remember("TTC rejected it (%s): dead-lettered rejected", describeTTCError(err))
+		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, deadletter.ClassRejected, err.Error())
 		return
 	case ttc.KindBadAPIKey, ttc.KindNoAPIKey:
 		// A fixed API key must let these flow: keep retrying, loudly.
 		c.m.CallbackAuthFails.Inc()
 		c.m.Callbacks.WithLabelValues("unauthorized").Inc()
-		log.Error().Err(err).Msg("TTC refused our API key for a callback; retrying until the key is fixed")
+		log.Error().Err(err).Str("nextRetryAt", nextRetry.Format(time.RFC3339)).Msg("TTC refused our API key for a callback; retrying until the key is fixed")
 	default:
 		c.m.Callbacks.WithLabelValues("retry").Inc()
-		log.Warn().Err(err).Dur("age", age).Msg("callback failed; retrying")
+		log.Warn().Err(err).Int64("ageMs", age.Milliseconds()).Str("nextRetryAt", nextRetry.Format(time.RFC3339)).Msg("callback failed; retrying")
 	}
 	if age >= c.cfg.Budget {
 		c.m.Callbacks.WithLabelValues("exhausted").Inc()
-		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, dlq.ClassExhausted,
-			fmt.Sprintf("retry budget of %s spent after %d attempts: %v", c.cfg.Budget, delivered, err))
+		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
+		remember("failed (%s); the budget of %s is spent: dead-lettered exhausted", describeTTCError(err), c.cfg.Budget)
+		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, deadletter.ClassExhausted,
+			fmt.Sprintf("retry budget of %s spent after %d deliveries: %v", c.cfg.Budget, delivered, err))
 		return
 	}
-	c.m.CallbackRetryAge.Set(age.Seconds())
-	_ = msg.NakWithDelay(c.cfg.Retry.Delay(delivered))
+	c.m.waiting.retrying(job.IntentID+":"+job.TransactionID, published, c.cfg.Retry.Max)
+	next = nextRetry
+	remember("failed (%s); next delivery at %s", describeTTCError(err), nextRetry.Format(time.RFC3339))
+	_ = msg.NakWithDelay(delay)
 }
 
-func (c *Callbacks) dead(ctx context.Context, msg jetstream.Msg, merchant, intentID string, delivered, seq uint64, class dlq.Class, reason string) {
-	err := dlq.Publish(ctx, c.js, dlq.Letter{
-		Kind: dlq.KindCallbacks, Class: class, Reason: reason, OriginalSubject: msg.Subject(),
+// describeTTCError names a TTC failure by kind and status, never its text.
+func describeTTCError(err error) string {
+	var e *ttc.Error
+	if errors.As(err, &e) {
+		if e.Status != 0 {
+			return fmt.Sprintf("%s, HTTP %d", e.Kind, e.Status)
+		}
+		return e.Kind.String()
+	}
+	return "error"
+}
+
+func (c *Callbacks) dead(ctx context.Context, msg jetstream.Msg, merchant, intentID string, delivered, seq uint64, class deadletter.Class, reason string) {
+	err := deadletter.Publish(ctx, c.js, deadletter.Letter{
+		Kind: deadletter.KindCallbacks, Class: class, Reason: reason, OriginalSubject: msg.Subject(),
 		MerchantID: merchant, IntentID: intentID, Attempts: delivered, Data: msg.Data(),
 		DedupID: fmt.Sprintf("%s:%d:%d", streams.StreamCallbacks, seq, delivered),
 	}, c.cfg.Now())
@@ -147,6 +201,6 @@ func (c *Callbacks) dead(ctx context.Context, msg jetstream.Msg, merchant, inten
 		_ = msg.NakWithDelay(c.cfg.Retry.Delay(delivered))
 		return
 	}
-	c.m.DeadLetters.WithLabelValues(string(dlq.KindCallbacks), string(class)).Inc()
+	c.m.DeadLetters.WithLabelValues(string(deadletter.KindCallbacks), string(class)).Inc()
 	_ = msg.Ack()
 }

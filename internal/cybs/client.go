@@ -24,6 +24,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+
+	"github.com/ttcpay/payflow/internal/redact"
 )
 
 // Base URLs of the OAuth (mTLS) hosts.
@@ -32,9 +35,18 @@ const (
 	ProductionBaseURL = "https://api-ma.cybersource.com"
 )
 
+// ErrRedirect is carried by the *Error of a call answered with a 3xx: the
+// client never follows a redirect, since that would send the card, the CVV
+// and the Bearer token to wherever the Location points.
+var ErrRedirect = errors.New("redirect refused")
+
 // TimeoutDefault bounds one call. A payment that outlives it has an unknown
 // outcome.
 const TimeoutDefault = 30 * time.Second
+
+// IdleConnsDefault is the idle connection pool's size when Config.IdleConns
+// is 0.
+const IdleConnsDefault = 256
 
 // Config configures a Client.
 type Config struct {
@@ -49,6 +61,11 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// MaxConnsPerHost caps connections per credential generation (0: no cap).
 	MaxConnsPerHost int
+	// IdleConns is how many connections per credential generation are kept
+	// open between calls: the payments in flight at once
+	// (PAYMENTS_CONCURRENCY), so that every slot reuses its connection
+	// instead of a TLS handshake per call. Defaults to IdleConnsDefault.
+	IdleConns int
 	// Trace, when set, writes the trace context (traceparent) into each
 	// request's headers.
 	Trace HeaderInjector
@@ -78,6 +95,7 @@ type Client struct {
 	timeout    time.Duration
 	rootCAs    *x509.CertPool
 	maxConns   int
+	idleConns  int
 	trace      HeaderInjector
 
 	mu         sync.Mutex
@@ -97,7 +115,7 @@ type generation struct {
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("cybs: base URL %q is not an https URL", cfg.BaseURL)
+		return nil, fmt.Errorf("cybs: base URL %s is not an https URL", redact.URL(cfg.BaseURL))
 	}
 	return &Client{
 		base:       strings.TrimRight(cfg.BaseURL, "/"),
@@ -105,6 +123,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:    cmp.Or(cfg.Timeout, TimeoutDefault),
 		rootCAs:    cfg.RootCAs,
 		maxConns:   cfg.MaxConnsPerHost,
+		idleConns:  cmp.Or(cfg.IdleConns, IdleConnsDefault),
 		trace:      cfg.Trace,
 		transports: map[string]*generation{},
 	}, nil
@@ -140,8 +159,8 @@ func (c *Client) build(cr Credentials) *generation {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConns:          c.idleConns,
+		MaxIdleConnsPerHost:   c.idleConns,
 		MaxConnsPerHost:       c.maxConns,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
@@ -154,8 +173,12 @@ func (c *Client) build(cr Credentials) *generation {
 			},
 		},
 	}
-	return &generation{gen: cr.Generation, tr: tr, client: &http.Client{Transport: tr}}
+	return &generation{gen: cr.Generation, tr: tr, client: &http.Client{Transport: tr, CheckRedirect: refuseRedirect}}
 }
+
+// refuseRedirect makes the HTTP client hand back a 3xx as it is, which do
+// turns into an error: a redirect is never followed.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Authorize sends POST /pts/v2/payments (an authorization; a sale when
 // req.ProcessingInformation.Capture). The solution id is added when
@@ -172,7 +195,7 @@ func (c *Client) Authorize(ctx context.Context, cr Credentials, req *PaymentRequ
 		return nil, err
 	}
 	if PaymentOutcome(resp.Status) == OutcomeUnknown || resp.ID == "" {
-		return &resp, &Error{Op: "authorize", Outcome: OutcomeUnknown, HTTPStatus: 201, Status: resp.Status,
+		return &resp, &Error{Op: "authorize", Outcome: OutcomeUnknown, HTTPStatus: 201, Status: code(resp.Status),
 			Message: "201 with an unknown status or no id: treated as an unknown outcome"}
 	}
 	return &resp, nil
@@ -220,13 +243,13 @@ func (c *Client) followUp(ctx context.Context, op string, cr Credentials, path s
 	case OutcomeApproved:
 		return &resp, nil
 	case OutcomeDeclined:
-		e := &Error{Op: op, Outcome: OutcomeDeclined, HTTPStatus: 201, Status: resp.Status}
+		e := &Error{Op: op, Outcome: OutcomeDeclined, HTTPStatus: 201, Status: code(resp.Status)}
 		if resp.ErrorInformation != nil {
-			e.Reason, e.Message = resp.ErrorInformation.Reason, resp.ErrorInformation.Message
+			e.Reason, e.Message = code(resp.ErrorInformation.Reason), message(resp.ErrorInformation.Message)
 		}
 		return &resp, e
 	}
-	return &resp, &Error{Op: op, Outcome: OutcomeUnknown, HTTPStatus: 201, Status: resp.Status, Message: "unknown status"}
+	return &resp, &Error{Op: op, Outcome: OutcomeUnknown, HTTPStatus: 201, Status: code(resp.Status), Message: "unknown status"}
 }
 
 // do POSTs body and decodes a 201 into out; any other result is an *Error.
@@ -268,6 +291,9 @@ func (c *Client) do(ctx context.Context, op string, cr Credentials, path string,
 		return &Error{Op: op, Outcome: o, Err: scrub(err)}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return redirectError(op, resp.StatusCode, resp.Header.Get("Location"), written.Load())
+	}
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		if resp.StatusCode == http.StatusCreated || classifyStatus(resp.StatusCode) == OutcomeUnknown {
@@ -282,6 +308,24 @@ func (c *Client) do(ctx context.Context, op string, cr Credentials, path string,
 		return nil
 	}
 	return errorFromBody(op, resp.StatusCode, rb)
+}
+
+// redirectError is the *Error of a 3xx answer, which is never followed. A
+// reply that came before the request body was written was given to the
+// headers alone, so nothing was processed (not sent: safe to retry); once
+// the body was written the request may have been acted on (unknown: the
+// caller resolves it). WroteRequest fires before the transport's last flush,
+// so "written" is set before the server can hold the whole body.
+func redirectError(op string, status int, location string, written bool) *Error {
+	o := OutcomeNotSent
+	if written {
+		o = OutcomeUnknown
+	}
+	msg := "answered with a redirect, which is never followed"
+	if u, err := url.Parse(location); err == nil && u.Host != "" {
+		msg += " (to " + redact.DigitsN(u.Host, 100) + ")"
+	}
+	return &Error{Op: op, Outcome: o, HTTPStatus: status, Message: msg, Err: ErrRedirect}
 }
 
 // errorFromBody builds the *Error of a non-201 answer from the documented
@@ -299,7 +343,7 @@ func errorFromBody(op string, status int, body []byte) *Error {
 	if json.Unmarshal(body, &flat) != nil {
 		return e
 	}
-	e.Status, e.Reason, e.Message, e.Details = flat.Status, flat.Reason, short(flat.Message), flat.Details
+	e.Status, e.Reason, e.Message, e.Details = code(flat.Status), code(flat.Reason), message(flat.Message), details(flat.Details)
 	if len(flat.Response) > 0 {
 		var r struct {
 			RMsg json.RawMessage `json:"rmsg"`
@@ -312,20 +356,48 @@ func errorFromBody(op string, status int, body []byte) *Error {
 			var s string
 			switch {
 			case json.Unmarshal(r.RMsg, &obj) == nil && obj.Error != "":
-				e.Reason, e.Message = obj.Error, short(obj.Description)
+				e.Reason, e.Message = code(obj.Error), message(obj.Description)
 			case json.Unmarshal(r.RMsg, &s) == nil:
-				e.Message = short(s)
+				e.Message = message(s)
 			}
 		}
 	}
 	return e
 }
 
-func short(s string) string {
-	if len(s) > 200 {
-		return s[:200]
+// Text that CyberSource sent back reaches an *Error (and so logs, results
+// and dead letters) only through these: digit runs that could be part of a
+// card number hidden, control characters turned into spaces, length capped.
+
+// MessageMax caps a message taken from an answer (then "…").
+const MessageMax = 200
+
+func message(s string) string { return redact.DigitsN(printable(s), MessageMax) }
+
+// code is a status, a reason or a field name: short by nature.
+func code(s string) string { return redact.Digits(printable(s)) }
+
+// detailsMax caps the field details kept from one answer.
+const detailsMax = 20
+
+func details(ds []FieldDetail) []FieldDetail {
+	if len(ds) == 0 {
+		return nil
 	}
-	return s
+	out := make([]FieldDetail, 0, min(len(ds), detailsMax))
+	for _, d := range ds[:min(len(ds), detailsMax)] {
+		out = append(out, FieldDetail{Field: code(d.Field), Reason: code(d.Reason)})
+	}
+	return out
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // scrub drops the request URL from a transport error (it carries no secret,

@@ -332,3 +332,61 @@ func TestCardMasked(t *testing.T) {
 		}
 	}
 }
+
+func TestNewRefusesPlainHTTP(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8443", "http://user:pw-s3cret@api-ma.cybersource.com", "api-ma.cybersource.com", "https://"} {
+		_, err := cybs.New(cybs.Config{BaseURL: u})
+		if err == nil {
+			t.Errorf("accepted %s", u)
+		} else if strings.Contains(err.Error(), "pw-s3cret") {
+			t.Errorf("the error quotes the password: %v", err)
+		}
+	}
+}
+
+// TestOutsideTextRedacted: whatever CyberSource echoes (a card number in a
+// message, a reason, a field name) reaches the error only with its digit
+// runs hidden, and a long message keeps a useful length.
+func TestOutsideTextRedacted(t *testing.T) {
+	const pan = "4111111111111111"
+	long := "Declined - " + strings.Repeat("x", 150) + " card " + pan + " " + strings.Repeat("y", 300)
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		follow bool
+	}{
+		{"Message400", 400, `{"status":"INVALID_REQUEST","reason":"INVALID_DATA","message":"Invalid card ` + pan + `"}`, false},
+		{"Reason400", 400, `{"status":"INVALID_REQUEST","reason":"BAD_` + pan + `","message":"m"}`, false},
+		{"Status400", 400, `{"status":"` + pan + `","reason":"INVALID_DATA"}`, false},
+		{"Details400", 400, `{"status":"INVALID_REQUEST","reason":"INVALID_DATA","details":[{"field":"card.` + pan + `","reason":"` + pan + `"}]}`, false},
+		{"Rmsg401", 401, `{"response":{"rmsg":"Authentication Failed for ` + pan + `"}}`, false},
+		{"RmsgObject401", 401, `{"response":{"rmsg":{"error":"E` + pan + `","error_description":"token for ` + pan + `"}}}`, false},
+		{"Long502", 502, `{"status":"SERVER_ERROR","reason":"SYSTEM_ERROR","message":"` + long + `"}`, false},
+		{"FollowUpDeclined", 201, `{"id":"1","status":"DECLINED","errorInformation":{"reason":"R` + pan + `","message":"card ` + pan + `"}}`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, cr := fakeServer(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			})
+			var err error
+			if tc.follow {
+				_, err = c.Void(context.Background(), cr, "1", &cybs.VoidRequest{})
+			} else {
+				_, err = c.Authorize(context.Background(), cr, req())
+			}
+			var e *cybs.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v", err)
+			}
+			if strings.Contains(err.Error(), "111111") || strings.Contains(e.Status, "111111") {
+				t.Fatalf("a card number is echoed: %v (status %q)", err, e.Status)
+			}
+			if tc.name == "Long502" && (len(e.Message) < 150 || len(e.Message) > 210) {
+				t.Fatalf("message of %d bytes: %q", len(e.Message), e.Message)
+			}
+		})
+	}
+}

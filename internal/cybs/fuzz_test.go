@@ -2,6 +2,7 @@ package cybs
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -18,13 +19,17 @@ func FuzzErrorFromBody(f *testing.F) {
 		f.Add(401, b)
 		f.Add(502, b)
 	}
+	f.Add(400, `{"status":"INVALID_REQUEST","reason":"R123456","message":"card 4111111111111111","details":[{"field":"f123456","reason":"x"}]}`)
 	f.Fuzz(func(t *testing.T, status int, body string) {
 		e := errorFromBody("authorize", status, []byte(body))
 		if e.Outcome != classifyStatus(status) {
 			t.Fatalf("status %d classified %v, body changed it to %v", status, classifyStatus(status), e.Outcome)
 		}
-		if len(e.Message) > 200 {
+		if len(e.Message) > MessageMax+len("…") {
 			t.Fatalf("message not bounded: %d", len(e.Message))
+		}
+		if s := fmt.Sprint(e.Status, e.Reason, e.Message, e.Details); strings.Contains(s, "123456") {
+			t.Fatalf("a digit run is echoed: %s", s)
 		}
 		_ = e.Error()
 	})

@@ -2,7 +2,9 @@ package harness_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +99,13 @@ func TestClusterNodeRestart(t *testing.T) {
 	t.Logf("phase 2 %v", time.Since(start))
 	c.Restart(1)
 	t.Logf("restarted %v", time.Since(start))
+	// Restart returns once the cluster is ready: the restarted node is a
+	// current peer again, so a new R3 stream can be placed at once (a
+	// stream placed while the meta leader still counts a peer offline
+	// fails with "no suitable peers for placement").
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3B", Subjects: []string{"r3b.>"}, Replicas: 3}); err != nil {
+		t.Fatalf("R3 stream right after the restart: %v", err)
+	}
 	publish(10)
 	t.Logf("phase 3 %v", time.Since(start))
 	s, err := js.Stream(ctx, "R3")
@@ -105,5 +114,61 @@ func TestClusterNodeRestart(t *testing.T) {
 	}
 	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 30 {
 		t.Fatalf("stream state %v %v", info, err)
+	}
+}
+
+// TestChartNATS: a server started from chart values requires TLS and the
+// user's password (set, as the deployment sets it, as a quoted bcrypt hash
+// in the variable the values name) and applies its permissions.
+func TestChartNATS(t *testing.T) {
+	values := []byte(`
+config:
+  nats:
+    tls:
+      enabled: true
+      secretName: test-tls
+  merge:
+    accounts:
+      A:
+        jetstream: enabled
+        users:
+          - user: u
+            password: << $TEST_NATS_PASSWORD >>
+            permissions:
+              publish:
+                allow: ["ok.>"]
+              subscribe:
+                allow: ["_INBOX.>"]
+`)
+	conf, err := harness.ChartConfig(values, harness.TLSFiles{Cert: "c", Key: "k"})
+	if err != nil || !strings.Contains(conf, `"password": $TEST_NATS_PASSWORD`) || !strings.Contains(conf, `"ok.>"`) {
+		t.Fatalf("%v\n%s", err, conf)
+	}
+	c := harness.StartChartNATS(t, values)
+	if nc, err := nats.Connect(c.URL(), nats.UserInfo("u", c.Passwords["u"])); err == nil {
+		nc.Close()
+		t.Fatal("connected without TLS")
+	}
+	if nc, err := nats.Connect(c.URL(), nats.RootCAs(c.TLS.CA), nats.UserInfo("u", "wrong")); err == nil {
+		nc.Close()
+		t.Fatal("connected with a wrong password")
+	}
+	denied := make(chan error, 1)
+	nc, err := nats.Connect(c.URL(), nats.RootCAs(c.TLS.CA), nats.UserInfo("u", c.Passwords["u"]),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.Publish("ok.1", nil)
+	_ = nc.Publish("no", nil)
+	_ = nc.Flush()
+	select {
+	case err := <-denied:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"no"`) {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("publishing outside the allow list was not refused")
 	}
 }

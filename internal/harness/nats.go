@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS is an embedded NATS server with JetStream owned by one test.
@@ -216,19 +219,96 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
-// waitForMeta waits until the JetStream meta group has a leader.
+// waitForMeta waits until the cluster is ready for work: the JetStream
+// meta group has a leader that sees every running node as a current, online
+// peer, every running node's meta state is current, and a stream replicated
+// on every running node can be placed (a probe stream is created and
+// deleted). A leader alone is not enough: right after a node starts or
+// restarts the leader may still count it offline for placement, and an R3
+// stream created then fails with "no suitable peers for placement, peer
+// offline".
 func (c *Cluster) waitForMeta() error {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	last := "no JetStream meta leader"
 	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		for _, s := range c.nodes {
-			if s != nil && s.JetStreamIsLeader() {
-				c.mu.Unlock()
+		if last = c.notReady(); last == "" {
+			if last = c.probePlacement(); last == "" {
 				return nil
 			}
 		}
-		c.mu.Unlock()
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("cluster: no JetStream meta leader after 20s")
+	return fmt.Errorf("cluster not ready after 30s: %s", last)
+}
+
+// probePlacementStream is created and deleted by probePlacement.
+const probePlacementStream = "HARNESS_PLACEMENT_PROBE"
+
+// probePlacement creates a stream with one replica per running node and
+// deletes it; it says why that failed ("" when it worked).
+func (c *Cluster) probePlacement() string {
+	c.mu.Lock()
+	var urls []string
+	for i, s := range c.nodes {
+		if s != nil {
+			urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port))
+		}
+	}
+	c.mu.Unlock()
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.Timeout(time.Second))
+	if err != nil {
+		return "probe: " + err.Error()
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "probe: " + err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: probePlacementStream, Subjects: []string{"harness.placement.probe"},
+		Replicas: len(urls), Storage: jetstream.MemoryStorage}); err != nil {
+		return "placement probe: " + err.Error()
+	}
+	if err := js.DeleteStream(ctx, probePlacementStream); err != nil {
+		return "placement probe: delete: " + err.Error()
+	}
+	return ""
+}
+
+// notReady says why the cluster is not ready ("" when it is).
+func (c *Cluster) notReady() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var leader *server.Server
+	running := 0
+	for _, s := range c.nodes {
+		if s == nil {
+			continue
+		}
+		running++
+		if !s.JetStreamIsCurrent() {
+			return s.Name() + " is not current"
+		}
+		if s.JetStreamIsLeader() {
+			leader = s
+		}
+	}
+	if leader == nil {
+		return "no JetStream meta leader"
+	}
+	info, err := leader.Jsz(nil)
+	if err != nil || info.Meta == nil {
+		return fmt.Sprintf("leader %s: no meta information (%v)", leader.Name(), err)
+	}
+	current := 1 // the leader
+	for _, p := range info.Meta.Replicas {
+		if p.Current && !p.Offline {
+			current++
+		}
+	}
+	if current < running {
+		return fmt.Sprintf("leader %s sees %d of %d running nodes current", leader.Name(), current, running)
+	}
+	return ""
 }

@@ -14,7 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,6 +27,15 @@ type Redis struct {
 	port    int
 	dir     string
 	persist bool
+	// password is the server's requirepass: readiness pings send AUTH first.
+	password string
+	// conf, when set, is a configuration file given first on the command
+	// line, and the server runs as a Sentinel (which rewrites that file).
+	conf string
+	// args are more command-line arguments (replication, requirepass).
+	args []string
+	// exited is closed when the running server's process has exited.
+	exited chan struct{}
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -91,24 +102,37 @@ func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	logPath := filepath.Join(r.dir, "redis.log")
-	aof := []string{"--appendonly", "no"}
-	if r.persist {
-		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf, "--sentinel")
 	}
-	args := append([]string{
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(r.port),
-		"--save", "",
 		"--dir", r.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
-	}, aof...)
+	)
+	if r.conf == "" {
+		args = append(args, "--save", "")
+		if r.persist {
+			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		} else {
+			args = append(args, "--appendonly", "no")
+		}
+	}
+	args = append(args, r.args...)
 	cmd := exec.Command("redis-server", args...)
+	// Its own process group, so that Stop also kills a child it forked
+	// (BGSAVE, AOF rewrite), which would otherwise go on writing into a
+	// directory the test is removing.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { err := cmd.Wait(); close(exited); done <- err }()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -117,8 +141,8 @@ func (r *Redis) start() error {
 			return fmt.Errorf("redis-server exited: %v: %s", err, tail(b, 400))
 		default:
 		}
-		if ping(r.Addr()) == nil {
-			r.cmd = cmd
+		if pingAuth(r.Addr(), r.password) == nil {
+			r.cmd, r.exited = cmd, exited
 			go func() { <-done }() // reap when it exits later
 			return nil
 		}
@@ -135,10 +159,15 @@ func (r *Redis) Stop() {
 	if r.cmd == nil {
 		return
 	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL) // the group: the server and its children
 	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.exited:
+	case <-time.After(5 * time.Second):
+	}
 	// Wait until the port is released so that a restart can bind it.
 	for range 200 {
-		if ping(r.Addr()) != nil {
+		if pingAuth(r.Addr(), r.password) != nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -164,7 +193,8 @@ func (r *Redis) Restart() error {
 	return err
 }
 
-func ping(addr string) error {
+// pingAuth sends AUTH (when password is set) and PING, and wants +PONG.
+func pingAuth(addr, password string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	var d net.Dialer
@@ -174,10 +204,24 @@ func ping(addr string) error {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	br := bufio.NewReader(c)
+	if password != "" {
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := c.Write([]byte(auth)); err != nil {
+			return err
+		}
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line != "+OK\r\n" {
+			return fmt.Errorf("AUTH refused: %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return err
 	}
@@ -235,4 +279,21 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// Pause stops the server's process with SIGSTOP: it answers nothing and
+// reads nothing until Resume, as a node stalled by its host would be (the
+// kernel still accepts what peers send it, into its socket buffers).
+func (r *Redis) Pause() error { return r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() error { return r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return fmt.Errorf("redis-server on port %d is not running", r.port)
+	}
+	return r.cmd.Process.Signal(sig)
 }

@@ -22,13 +22,16 @@ import (
 //
 //	go test -run '^$' -bench RecordMemory -benchtime 100000x ./internal/idempotency
 func BenchmarkRecordMemory(b *testing.B) {
-	b.Run("RedisDefaults", func(b *testing.B) { recordMemory(b, "") })
+	b.Run("RedisDefaults", func(b *testing.B) { recordMemory(b, "", false) })
 	// With hash-max-listpack-value above the result's size, the record
 	// stays in Redis's compact hash encoding.
-	b.Run("ListpackValue1024", func(b *testing.B) { recordMemory(b, "1024") })
+	b.Run("ListpackValue1024", func(b *testing.B) { recordMemory(b, "1024", false) })
+	// Plus the intent's history (four entries: claim, call, ack, callback).
+	b.Run("ListpackValue1024WithHistory", func(b *testing.B) { recordMemory(b, "1024", true) })
+	b.Run("RedisDefaultsWithHistory", func(b *testing.B) { recordMemory(b, "", true) })
 }
 
-func recordMemory(b *testing.B, listpackValue string) {
+func recordMemory(b *testing.B, listpackValue string, withHistory bool) {
 	r := harness.StartRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
@@ -37,7 +40,7 @@ func recordMemory(b *testing.B, listpackValue string) {
 			b.Fatal(err)
 		}
 	}
-	s := idempotency.New(rdb, 0)
+	s := idempotency.New(rdb, idempotency.Options{})
 	ctx := context.Background()
 	used := func() int64 {
 		info, _ := rdb.Info(ctx, "memory").Result()
@@ -59,15 +62,28 @@ func recordMemory(b *testing.B, listpackValue string) {
 			NetworkTransactionID: "016153570198200", CardType: "001", CardLast4: "1111", Attempts: 1, Time: time.Now()}
 		rb, _ := json.Marshal(res)
 		owner := idempotency.NewOwner()
-		c, err := s.Claim(ctx, id, owner, time.Minute)
+		c, err := s.Claim(ctx, id, "0123456789abcdef0123456789abcdef", owner, time.Minute)
 		if err != nil || c.State != idempotency.Claimed {
 			b.Fatal(err, c)
 		}
-		if err := s.Finish(ctx, id, owner, c.Attempt, rb, &idempotency.Payment{CyberSourceID: res.CyberSourceID, Currency: "USD", Authorized: 1022100, Sale: true}); err != nil {
+		if err := s.Finish(ctx, c.Attempt, idempotency.Outcome{Result: rb, Payment: &idempotency.Payment{CyberSourceID: res.CyberSourceID, Currency: "USD", Authorized: 1022100, Sale: true, MerchantID: "ttc_ttusas_m"}}); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.MarkCallbackDelivered(ctx, id); err != nil {
+		if err := s.MarkCallbackDelivered(ctx, id, res.CyberSourceID); err != nil {
 			b.Fatal(err)
+		}
+		if withHistory {
+			// The story a normal authorized intent leaves (publisher intent show).
+			now := time.Now()
+			txn := intent.TransactionID(id, 1)
+			if err := s.AppendHistory(ctx, id, 0,
+				idempotency.Event{At: now, Attempt: 1, Kind: "claim", Detail: "delivery 1 claimed attempt 1 (transactionId " + txn + ")"},
+				idempotency.Event{At: now, Attempt: 1, Kind: "call", Detail: "sale of 102.21 USD, transactionId " + txn + ": applied AUTHORIZED (CyberSource id " + res.CyberSourceID + ")"},
+				idempotency.Event{At: now, Kind: "ack", Detail: "result AUTHORIZED published"},
+				idempotency.Event{At: now, Kind: "callback", Detail: "delivery 1 of the callback for " + res.CyberSourceID + ": delivered to TTC"},
+			); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	b.StopTimer()

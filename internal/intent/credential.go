@@ -3,8 +3,6 @@ package intent
 import (
 	"fmt"
 	"slices"
-
-	"github.com/ttcpay/payflow/internal/cybs"
 )
 
 // Credential says what an intent means for stored credentials (card on
@@ -27,6 +25,10 @@ type Credential struct {
 	// Discover requires it on MITs and on CITs with a stored card.
 	OriginalAuthorizedAmount string `json:"originalAuthorizedAmount,omitempty"`
 }
+
+// MaxPreviousTransactionID is CyberSource's limit on
+// merchantInitiatedTransaction.previousTransactionId.
+const MaxPreviousTransactionID = 15
 
 // StoredCard pays with TMS tokens that an earlier TOKEN_CREATE returned.
 // Brand is needed when a credential is stated (brand rules apply), since
@@ -122,15 +124,22 @@ func (in *Intent) CardTypeCode() string {
 // names the rule.
 func (in *Intent) checkCredential(bad func(string, string)) {
 	if in.CommerceIndicator != "" && !slices.Contains(CommerceIndicators, in.CommerceIndicator) {
-		bad("commerceIndicator", fmt.Sprintf("%q is not one of %v", redactDigits(in.CommerceIndicator), CommerceIndicators))
+		bad("commerceIndicator", fmt.Sprintf("%s is not one of %v", outside(in.CommerceIndicator), CommerceIndicators))
 	}
 	if sc := in.StoredCard; sc != nil {
 		n := 0
-		for _, id := range []string{sc.CustomerID, sc.PaymentInstrumentID, sc.InstrumentIdentifierID} {
-			if id != "" {
+		for _, id := range []struct {
+			field, v string
+			min, max int
+		}{
+			{"customerId", sc.CustomerID, 1, 32},
+			{"paymentInstrumentId", sc.PaymentInstrumentID, 1, 32},
+			{"instrumentIdentifierId", sc.InstrumentIdentifierID, 12, 32},
+		} {
+			if id.v != "" {
 				n++
-				if len(id) > 64 || !isTokenID(id) {
-					bad("storedCard", "token ids are letters and digits, at most 64")
+				if len(id.v) < id.min || len(id.v) > id.max || !isTokenID(id.v) {
+					bad("storedCard", fmt.Sprintf("%s must be letters and digits, %d to %d characters (CyberSource's limits)", id.field, id.min, id.max))
 				}
 			}
 		}
@@ -161,12 +170,12 @@ func (in *Intent) checkCredential(bad func(string, string)) {
 		bad("credential.type", "is required: cit_store, cit_stored or mit")
 		return
 	default:
-		bad("credential.type", fmt.Sprintf("%q is not cit_store, cit_stored or mit", redactDigits(c.Type)))
+		bad("credential.type", outside(c.Type)+" is not cit_store, cit_stored or mit")
 		return
 	}
 	rule, known := Reasons[c.Reason]
 	if c.Reason != "" && !known {
-		bad("credential.reason", fmt.Sprintf("%q is not a scenario of the guide", redactDigits(c.Reason)))
+		bad("credential.reason", outside(c.Reason)+" is not a scenario of the guide")
 		return
 	}
 	if c.Reason != "" && brand != "" {
@@ -203,8 +212,8 @@ func (in *Intent) checkCredential(bad func(string, string)) {
 		}
 		if c.PreviousTransactionID == "" {
 			bad("credential.previousTransactionId", "an MIT must carry the network transaction id of the transaction that stored the card")
-		} else if len(c.PreviousTransactionID) > 29 || !allDigitsOrLetters(c.PreviousTransactionID) {
-			bad("credential.previousTransactionId", "must be the network transaction id (letters and digits, at most 29)")
+		} else if len(c.PreviousTransactionID) > MaxPreviousTransactionID || !allDigitsOrLetters(c.PreviousTransactionID) {
+			bad("credential.previousTransactionId", fmt.Sprintf("must be the network transaction id (letters and digits, at most %d: CyberSource's limit)", MaxPreviousTransactionID))
 		}
 		if discover && c.OriginalAuthorizedAmount == "" {
 			bad("credential.originalAuthorizedAmount", "Discover requires the authorization amount of the original transaction on an MIT")
@@ -230,64 +239,52 @@ func isTokenID(s string) bool {
 
 func allDigitsOrLetters(s string) bool { return isTokenID(s) }
 
-// applyCredential sets processingInformation for the credential, the
-// commerce indicator and the TMS ids. previousID is the id to send (the
-// worker passes Visa's last successful id of the series).
-func (in *Intent) applyCredential(r *cybs.PaymentRequest, previousID string) {
-	pi := &r.ProcessingInformation
-	pi.CommerceIndicator = in.CommerceIndicator
-	if sc := in.StoredCard; sc != nil {
-		switch {
-		case sc.CustomerID != "":
-			r.PaymentInformation.Customer = &cybs.IDRef{ID: sc.CustomerID}
-		case sc.PaymentInstrumentID != "":
-			r.PaymentInformation.PaymentInstrument = &cybs.IDRef{ID: sc.PaymentInstrumentID}
-		case sc.InstrumentIdentifierID != "":
-			r.PaymentInformation.InstrumentIdentifier = &cybs.IDRef{ID: sc.InstrumentIdentifierID}
-		}
-	}
+// Initiation is what an intent's card-on-file statement means for its
+// authorization, by the credentialed-transactions guide's brand rules: who
+// initiates it, whether it stores or uses a stored credential, the commerce
+// indicator, the reason code (only for the brands that take it) and the ids
+// and amounts the brand needs. It says nothing about any wire format.
+type Initiation struct {
+	CommerceIndicator string
+	// InitiatorType is "customer", "merchant" or "" (no credential stated).
+	InitiatorType            string
+	CredentialStoredOnFile   bool
+	StoredCredentialUsed     bool
+	ReasonCode               string
+	PreviousTransactionID    string
+	OriginalAuthorizedAmount string
+}
+
+// Initiation applies the brand rules to the intent's credential.
+// previousID is the previous transaction id to name on an MIT ("" for the
+// intent's own; the worker passes Visa's last successful id of the series).
+func (in *Intent) Initiation(previousID string) Initiation {
+	ini := Initiation{CommerceIndicator: in.CommerceIndicator}
 	c := in.Credential
 	if c == nil {
-		return
+		return ini
 	}
 	brand := in.CardTypeCode()
 	rule := Reasons[c.Reason]
-	yes := true
-	init := &cybs.Initiator{}
 	switch c.Type {
 	case CredentialCITStore:
-		init.Type = "customer"
-		init.CredentialStoredOnFile = &yes
-		if pi.CommerceIndicator == "" {
-			pi.CommerceIndicator = firstNonEmpty(rule.citIndicator, "internet")
-		}
+		ini.InitiatorType, ini.CredentialStoredOnFile = "customer", true
+		ini.CommerceIndicator = firstNonEmpty(ini.CommerceIndicator, firstNonEmpty(rule.citIndicator, "internet"))
 	case CredentialCITStored:
-		init.Type = "customer"
-		init.StoredCredentialUsed = &yes
-		if pi.CommerceIndicator == "" {
-			pi.CommerceIndicator = "internet"
-		}
+		ini.InitiatorType, ini.StoredCredentialUsed = "customer", true
+		ini.CommerceIndicator = firstNonEmpty(ini.CommerceIndicator, "internet")
 	case CredentialMIT:
-		init.Type = "merchant"
-		init.StoredCredentialUsed = &yes
-		if pi.CommerceIndicator == "" {
-			pi.CommerceIndicator = firstNonEmpty(rule.mitIndicator, "internet")
-		}
+		ini.InitiatorType, ini.StoredCredentialUsed = "merchant", true
+		ini.CommerceIndicator = firstNonEmpty(ini.CommerceIndicator, firstNonEmpty(rule.mitIndicator, "internet"))
+		ini.PreviousTransactionID = firstNonEmpty(previousID, c.PreviousTransactionID)
 	}
-	mit := &cybs.MerchantInitiatedTransaction{}
 	if rule.code != "" && slices.Contains(rule.codeBrands, brand) {
-		mit.Reason = rule.code
-	}
-	if c.Type == CredentialMIT {
-		mit.PreviousTransactionID = firstNonEmpty(previousID, c.PreviousTransactionID)
+		ini.ReasonCode = rule.code
 	}
 	if brand == CardTypeDiscover && c.Type != CredentialCITStore {
-		mit.OriginalAuthorizedAmount = c.OriginalAuthorizedAmount
+		ini.OriginalAuthorizedAmount = c.OriginalAuthorizedAmount
 	}
-	if *mit != (cybs.MerchantInitiatedTransaction{}) {
-		init.MerchantInitiatedTransaction = mit
-	}
-	pi.AuthorizationOptions = &cybs.AuthorizationOptions{Initiator: init}
+	return ini
 }
 
 // UsesLastSuccessfulID reports whether the brand wants the last successful

@@ -8,13 +8,21 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ttcpay/payflow/internal/redact"
 )
 
 // MaxSize is the largest intent accepted, in bytes.
@@ -137,72 +145,217 @@ func (e *ValidationError) Error() string {
 
 // Decode reads and validates one intent. Any error is a *ValidationError:
 // the intent is bad and will stay bad.
+//
+// Decoding is strict, so that every reader of the bytes, whatever its
+// language or JSON library, sees the same intent: member names must be
+// spelled exactly as in the schema (no case folding), may appear once
+// (duplicate names are refused, not "last one wins"), and must be known;
+// the text must be valid UTF-8 and hold one JSON object and nothing after it.
 func Decode(data []byte, now time.Time) (*Intent, error) {
-	if len(data) > MaxSize {
-		return nil, &ValidationError{[]Problem{{"intent", fmt.Sprintf("is %d bytes, more than the limit of %d", len(data), MaxSize)}}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var in Intent
-	if err := dec.Decode(&in); err != nil {
-		return nil, &ValidationError{[]Problem{{"intent", "is not valid JSON for intent version 1: " + jsonProblem(err)}}}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &ValidationError{[]Problem{{"intent", "has data after the JSON object"}}}
+	in, err := Parse(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := in.Validate(now); err != nil {
 		return nil, err
 	}
+	return in, nil
+}
+
+// Parse reads one intent as strictly as Decode, without validating it: for
+// a reader that must know which intent a refused message names (its
+// record may hold an earlier, accepted delivery of it). Any error is a
+// *ValidationError on field "intent".
+func Parse(data []byte) (*Intent, error) {
+	if len(data) > MaxSize {
+		return nil, &ValidationError{[]Problem{{"intent", fmt.Sprintf("is %d bytes, more than the limit of %d", len(data), MaxSize)}}}
+	}
+	var in Intent
+	if msg := unmarshalStrict(data, &in, "the intent"); msg != "" {
+		return nil, &ValidationError{[]Problem{{"intent", "is not valid JSON for intent version 1: " + msg}}}
+	}
 	return &in, nil
 }
 
-// jsonProblem describes a decoding error without quoting the input (which
-// could hold a card number).
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+// MaxCardSize is the largest card DecodeCard reads, in bytes.
+const MaxCardSize = 1024
+
+// DecodeCard reads a card on its own (the plaintext of an encryptedCard)
+// as strictly as Decode reads an intent; it does not validate the card
+// (see CheckCard). Any error is a *ValidationError on field "card".
+func DecodeCard(data []byte) (*Card, error) {
+	if len(data) > MaxCardSize {
+		return nil, &ValidationError{[]Problem{{"card", fmt.Sprintf("is longer than %d bytes", MaxCardSize)}}}
+	}
+	var c Card
+	if msg := unmarshalStrict(data, &c, "the card"); msg != "" {
+		return nil, &ValidationError{[]Problem{{"card", "is not valid JSON: " + msg}}}
+	}
+	return &c, nil
+}
+
+// strictOptions: the decoder's defaults already refuse duplicate names,
+// invalid UTF-8 and case-insensitive matches; they are spelled out so that
+// a change of defaults cannot loosen them.
+var strictOptions = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.MatchCaseInsensitiveNames(false),
+	jsontext.AllowDuplicateNames(false),
+	jsontext.AllowInvalidUTF8(false),
+)
+
+// unmarshalStrict decodes one JSON value (and nothing after it) into v, and
+// describes what is wrong ("" when nothing is) without quoting the input:
+// names it repeats are outside text (see outside), values are never shown.
+// what names the top-level value ("the intent").
+func unmarshalStrict(data []byte, v any, what string) string {
+	if !utf8.Valid(data) {
+		return fmt.Sprintf("the text is not valid UTF-8 (byte %d)", invalidUTF8At(data))
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(data), strictOptions)
+	if err := json.UnmarshalDecode(dec, v, strictOptions); err != nil {
+		return jsonProblem(err, what)
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return "data follows the JSON object"
+	}
+	return ""
+}
+
+// invalidUTF8At is the offset of the first byte that is not valid UTF-8.
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
+}
+
+// jsonProblem describes a decoding error from its parts, never from its
+// text (which quotes the input).
+func jsonProblem(err error, what string) string {
+	var syn *jsontext.SyntacticError
+	var sem *json.SemanticError
 	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.As(err, &te) && te.Field == "":
-		return "the intent must be a JSON object, not " + te.Value
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %s must be %s, not %s", redactDigits(te.Field), te.Type, te.Value)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return "duplicate field " + fieldPath(syn.JSONPointer) + " (each field may appear once)"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "unexpected end of input"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + redactDigits(strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.As(err, &syn):
+		// Includes escapes that are not valid UTF-16 (a lone surrogate).
+		msg := fmt.Sprintf("syntax error at byte %d", syn.ByteOffset)
+		if syn.JSONPointer != "" {
+			msg += " in " + fieldPath(syn.JSONPointer)
+		}
+		return msg
+	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
+		return "unknown field " + fieldPath(sem.JSONPointer) + " (names are case-sensitive and spelled as in the schema)"
+	case errors.As(err, &sem) && sem.JSONPointer == "":
+		return what + " must be a JSON object, not " + jsonKind(sem.JSONKind)
+	case errors.As(err, &sem):
+		want := goKind(sem.GoType)
+		if got := jsonKind(sem.JSONKind); got != want {
+			return fmt.Sprintf("field %s must be %s, not %s", fieldPath(sem.JSONPointer), want, got)
+		}
+		return fmt.Sprintf("field %s has a value out of range", fieldPath(sem.JSONPointer))
 	}
 	return "malformed"
 }
 
-// redactDigits hides runs of six or more digits (anything that could be part
-// of a card number) in text taken from the input, and caps its length.
-func redactDigits(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
+func jsonKind(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
 	}
-	var b strings.Builder
-	run := 0
-	flush := func(i int) {
-		if run >= 6 {
-			b.WriteString(strings.Repeat("#", run))
-		} else {
-			b.WriteString(s[i-run : i])
-		}
-		run = 0
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
-			run++
-			continue
-		}
-		flush(i)
-		b.WriteByte(s[i])
-	}
-	flush(len(s))
-	return b.String()
+	return "another kind of value"
 }
+
+// goKind names, as a JSON kind, what a Go type is decoded from.
+func goKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "another kind of value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another kind of value"
+}
+
+// fieldPath writes a JSON pointer as a dotted field path, each name as
+// outside text.
+func fieldPath(p jsontext.Pointer) string {
+	var names []string
+	for name := range p.Tokens() {
+		names = append(names, name)
+	}
+	return outside(strings.Join(names, "."))
+}
+
+// outside quotes text that came from the input for an error message: every
+// digit is masked (a card number may hide in any field, in any spelling:
+// with spaces, dashes, split by escapes), anything but printable ASCII is
+// escaped (so a Kelvin sign shows as \u212a), and the result goes through
+// redact.Digits, which caps its length. Known field names are kept as they
+// are ("address1").
+func outside(s string) string {
+	if !isKnownName(s) {
+		s = strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return '#'
+			}
+			return r
+		}, s)
+	}
+	return redact.Digits(strconv.QuoteToASCII(s))
+}
+
+// isKnownName reports whether s is a field name or dotted path of the
+// schema, such as "billTo.address1".
+func isKnownName(s string) bool {
+	for name := range strings.SplitSeq(s, ".") {
+		if !knownNames()[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// knownNames are the JSON names of the intent's fields, read from the
+// struct tags once.
+var knownNames = sync.OnceValue(func() map[string]bool {
+	names := map[string]bool{}
+	for _, v := range []any{Intent{}, Card{}, BillTo{}, Credential{}, StoredCard{}} {
+		t := reflect.TypeOf(v)
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			names[name] = true
+		}
+	}
+	return names
+})
 
 // Validate checks every field and returns a *ValidationError listing each
 // problem, or nil.
@@ -211,7 +364,8 @@ func (in *Intent) Validate(now time.Time) error {
 	bad := func(field, msg string) { ps = append(ps, Problem{field, msg}) }
 
 	if in.Version != Version {
-		bad("version", fmt.Sprintf("must be %d, got %d", Version, in.Version))
+		// The value is not quoted: it is outside text (a card number, once).
+		bad("version", fmt.Sprintf("must be %d", Version))
 	}
 	checkID(bad, "intentId", in.IntentID, 64, true)
 	checkID(bad, "integrator", in.Integrator, 64, false)
@@ -222,7 +376,7 @@ func (in *Intent) Validate(now time.Time) error {
 	case OpCapture, OpReverse, OpVoid, OpRefund:
 		in.validateOperation(bad)
 	default:
-		bad("operation", fmt.Sprintf("%q is not authorize, capture, reverse, void or refund", redactDigits(in.Operation)))
+		bad("operation", outside(in.Operation)+" is not authorize, capture, reverse, void or refund")
 	}
 	if len(ps) > 0 {
 		return &ValidationError{ps}
@@ -260,7 +414,7 @@ func (in *Intent) validateAuthorize(bad func(string, string), now time.Time) {
 	case in.Card != nil:
 		checkCard(bad, in.Card, now)
 	case in.EncryptedCard != "":
-		if len(in.EncryptedCard) > 8192 || strings.Count(in.EncryptedCard, ".") != 4 {
+		if len(in.EncryptedCard) > 8192 || !isCompactJWE(in.EncryptedCard) {
 			bad("encryptedCard", "must be a compact JWE (five base64url parts separated by dots), at most 8192 characters")
 		}
 	}
@@ -275,6 +429,11 @@ func (in *Intent) validateAuthorize(bad func(string, string), now time.Time) {
 	in.checkCredential(bad)
 }
 
+// MaxSettlementCode is CyberSource's limit on clientReferenceInformation.code,
+// which a settlement operation fills with its reference, or its intentId
+// when it has none.
+const MaxSettlementCode = 50
+
 func (in *Intent) validateOperation(bad func(string, string)) {
 	op := in.Op()
 	switch {
@@ -284,9 +443,17 @@ func (in *Intent) validateOperation(bad func(string, string)) {
 		bad("paymentId", "give paymentIntentId or paymentId, not both")
 	case in.PaymentIntentID != "":
 		checkID(bad, "paymentIntentId", in.PaymentIntentID, 64, true)
+		if in.PaymentIntentID == in.IntentID {
+			bad("paymentIntentId", "names this intent itself: a "+op+" acts on an earlier payment, under an intentId of its own")
+		}
 	default:
-		if len(in.PaymentID) > 32 || !allDigits(in.PaymentID) {
+		switch {
+		case len(in.PaymentID) > 32 || !allDigits(in.PaymentID):
 			bad("paymentId", "must be a CyberSource payment id (digits)")
+		case len(in.PaymentID) <= 19 && redact.LooksLikeCard(in.PaymentID):
+			// CyberSource's ids have 22 digits; 12 to 19 that pass the
+			// Luhn check are a card number, which must reach no log.
+			bad("paymentId", "looks like a card number, not a CyberSource payment id (22 digits)")
 		}
 	}
 	if in.BookingID != "" {
@@ -294,6 +461,8 @@ func (in *Intent) validateOperation(bad func(string, string)) {
 	}
 	if in.Reference != "" {
 		checkText(bad, "reference", in.Reference, 50)
+	} else if len(in.IntentID) > MaxSettlementCode {
+		bad("intentId", fmt.Sprintf("is longer than %d characters: a %s without a reference sends its intentId as clientReferenceInformation.code, which CyberSource limits to %d; give a reference or a shorter intentId", MaxSettlementCode, op, MaxSettlementCode))
 	}
 	if in.Currency != "" {
 		if _, ok := MinorUnits(in.Currency); !ok {
@@ -323,6 +492,14 @@ func (in *Intent) validateOperation(bad func(string, string)) {
 	}
 }
 
+// ValidMerchantID reports whether s is a merchantId an intent may carry:
+// 1 to 64 letters, digits, '-' or '_' (so never a NATS wildcard).
+func ValidMerchantID(s string) bool {
+	ok := true
+	checkID(func(string, string) { ok = false }, "merchantId", s, 64, false)
+	return ok
+}
+
 func checkID(bad func(string, string), field, v string, max int, dots bool) {
 	if v == "" {
 		bad(field, "is required")
@@ -343,6 +520,10 @@ func checkID(bad func(string, string), field, v string, max int, dots bool) {
 			return
 		}
 	}
+	if redact.LooksLikeCard(v) {
+		// Ids go to logs, traces, record keys and headers: never card data.
+		bad(field, "looks like a card number (12 to 19 digits that pass the Luhn check): ids must never carry card data")
+	}
 }
 
 func checkText(bad func(string, string), field, v string, max int) {
@@ -357,6 +538,11 @@ func checkText(bad func(string, string), field, v string, max int) {
 				bad(field, "may contain only printable ASCII")
 				return
 			}
+		}
+		if redact.LooksLikeCard(v) {
+			// Booking ids and references go to CyberSource, TTC's
+			// callback, results and logs: never card data.
+			bad(field, cardLikeMessage)
 		}
 	}
 }
@@ -419,7 +605,7 @@ func checkCard(bad func(string, string), c *Card, now time.Time) {
 		bad("card.number", "is of a card brand that is not supported")
 	}
 	month, merr := strconv.Atoi(c.ExpirationMonth)
-	monthOK := len(c.ExpirationMonth) == 2 && merr == nil && month >= 1 && month <= 12
+	monthOK := len(c.ExpirationMonth) == 2 && allDigits(c.ExpirationMonth) && merr == nil && month >= 1 && month <= 12
 	if !monthOK {
 		bad("card.expirationMonth", "must be two digits, 01 to 12")
 	}
@@ -462,26 +648,81 @@ func checkBillTo(bad func(string, string), b *BillTo) {
 		bad("billTo.country", "must be an ISO 3166 two-letter country code such as US")
 	}
 	at := strings.LastIndexByte(b.Email, '@')
-	if at < 1 || !strings.Contains(b.Email[at+1:], ".") || len(b.Email) > 255 || strings.ContainsAny(b.Email, " \t\r\n") {
+	if at < 1 || !strings.Contains(b.Email[at+1:], ".") || utf8.RuneCountInString(b.Email) > 255 ||
+		!utf8.ValidString(b.Email) || strings.ContainsFunc(b.Email, func(r rune) bool { return invisible(r) || unicode.IsSpace(r) }) {
 		bad("billTo.email", "must be an email address")
 	}
-	if b.PhoneNumber != "" && (len(b.PhoneNumber) > 15 || !allDigits(strings.TrimPrefix(b.PhoneNumber, "+"))) {
-		bad("billTo.phoneNumber", "must be up to 15 digits")
+	if b.PhoneNumber != "" {
+		digits := strings.TrimPrefix(b.PhoneNumber, "+")
+		if len(b.PhoneNumber) > 15 || digits == "" || !allDigits(digits) {
+			bad("billTo.phoneNumber", "must be up to 15 characters: digits, after an optional '+'")
+		}
 	}
-	if len(b.Address2) > 60 {
+	switch {
+	case utf8.RuneCountInString(b.Address2) > 60:
 		bad("billTo.address2", "is longer than 60 characters")
+	case !utf8.ValidString(b.Address2) || strings.ContainsFunc(b.Address2, invisible):
+		bad("billTo.address2", invisibleMessage)
+	case redact.LooksLikeCard(b.Address2):
+		bad("billTo.address2", cardLikeMessage)
 	}
 }
 
+// invisible reports the characters a text field may not hold: control
+// characters (C0, DEL, C1), zero-width characters (U+200B..U+200D, U+2060,
+// U+FEFF), the line and paragraph separators and the bidirectional
+// embeddings, overrides and isolates (U+2028..U+202E, U+2066..U+2069). They
+// hide what a person reads, or break the logs and headers that carry the
+// text. docs/intent.schema.json refuses the same set.
+func invisible(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r >= 0x200b && r <= 0x200d, r == 0x2060, r == 0xfeff:
+		return true
+	case r >= 0x2028 && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+const invisibleMessage = "contains control or invisible characters (or is not valid UTF-8)"
+
+// checkTextUTF8: required, at most max characters, valid UTF-8, nothing
+// invisible, not only white space.
 func checkTextUTF8(bad func(string, string), field, v string, max int) {
 	switch {
 	case strings.TrimSpace(v) == "":
 		bad(field, "is required")
-	case len([]rune(v)) > max:
+	case utf8.RuneCountInString(v) > max:
 		bad(field, fmt.Sprintf("is longer than %d characters", max))
-	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		bad(field, "contains control characters")
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, invisible):
+		bad(field, invisibleMessage)
+	case redact.LooksLikeCard(v):
+		bad(field, cardLikeMessage)
 	}
+}
+
+// cardLikeMessage refuses a text field that holds what looks like a card
+// number: text fields reach CyberSource, TTC, results, records and logs.
+const cardLikeMessage = "looks like a card number (12 to 19 digits that pass the Luhn check): it must never carry card data"
+
+// isCompactJWE: five base64url parts separated by dots, the protected header
+// and the ciphertext not empty (what the schema's pattern says).
+func isCompactJWE(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 5 || parts[0] == "" || parts[3] == "" {
+		return false
+	}
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isLetters(s string) bool {
@@ -564,7 +805,7 @@ const AmountScale = 10000
 func AmountUnits(s string) (int64, error) {
 	whole, frac, _ := strings.Cut(s, ".")
 	if whole == "" || !allDigits(whole) || !allDigits(frac) || len(frac) > 4 || len(whole) > 13 {
-		return 0, fmt.Errorf("amount %q is not a decimal with at most 4 decimals", redactDigits(s))
+		return 0, fmt.Errorf("amount %q is not a decimal with at most 4 decimals", redact.Digits(s))
 	}
 	w, _ := strconv.ParseInt(whole, 10, 64)
 	for len(frac) < 4 {
@@ -587,3 +828,18 @@ func FormatAmount(units int64, currency string) string {
 	frac := strconv.FormatInt(units%AmountScale+AmountScale, 10)[1:]
 	return s + "." + frac[:d]
 }
+
+// String describes an intent without card data, for logs and errors.
+func (in *Intent) String() string {
+	card := "none"
+	switch {
+	case in.Card != nil:
+		card = MaskPAN(in.Card.Number)
+	case in.StoredCard != nil:
+		card = "stored"
+	}
+	return fmt.Sprintf("intent{%s %s %s/%s %s %s capture:%v card:%s}", in.IntentID, in.Op(), in.Integrator, in.MerchantID, in.Amount, in.Currency, in.Captures(), card)
+}
+
+// GoString describes it the same way.
+func (in *Intent) GoString() string { return in.String() }

@@ -1,10 +1,13 @@
 package intent_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +34,21 @@ func edit(t testing.TB, fn func(m map[string]any)) []byte {
 	fn(m)
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// replace edits the seed's text: old must occur exactly once (for what a
+// map cannot hold: duplicate or case-variant names, raw bytes).
+func replace(t testing.TB, old, new string) []byte {
+	s := string(seed(t))
+	if strings.Count(s, old) != 1 {
+		t.Fatalf("seed has %d occurrences of %q", strings.Count(s, old), old)
+	}
+	return []byte(strings.Replace(s, old, new, 1))
+}
+
+// operation is a settlement intent with extra fields.
+func operation(fields string) []byte {
+	return []byte(`{"version":1,"intentId":"op-1","integrator":"costco","merchantId":"m"` + fields + `}`)
 }
 
 func card(m map[string]any) map[string]any   { return m["card"].(map[string]any) }
@@ -79,6 +97,8 @@ func invalidCases(t testing.TB) []struct {
 		{"MissingBooking", "bookingId", edit(t, func(m map[string]any) { delete(m, "bookingId") })},
 		{"MissingReference", "reference", edit(t, func(m map[string]any) { delete(m, "reference") })},
 		{"ReferenceTooLong", "reference", edit(t, func(m map[string]any) { m["reference"] = strings.Repeat("R", 51) })},
+		{"ReferenceHoldsCard", "reference", edit(t, func(m map[string]any) { m["reference"] = "REF 4111 1111 1111 1111" })},
+		{"BookingHoldsCard", "bookingId", edit(t, func(m map[string]any) { m["bookingId"] = "4111111111111111" })},
 		{"MissingAmount", "amount", edit(t, func(m map[string]any) { delete(m, "amount") })},
 		{"NegativeAmount", "amount", edit(t, func(m map[string]any) { m["amount"] = "-1.00" })},
 		{"ZeroAmount", "amount", edit(t, func(m map[string]any) { m["amount"] = "0.00" })},
@@ -106,6 +126,72 @@ func invalidCases(t testing.TB) []struct {
 		{"BadEmail", "billTo.email", edit(t, func(m map[string]any) { billTo(m)["email"] = "nobody" })},
 		{"MissingPostalCode", "billTo.postalCode", edit(t, func(m map[string]any) { delete(billTo(m), "postalCode") })},
 		{"Oversize", "intent", edit(t, func(m map[string]any) { billTo(m)["address2"] = strings.Repeat("x", intent.MaxSize) })},
+
+		// Strict decoding: one reading of the bytes, whatever the decoder
+		// (issue 12 break 2).
+		{"DuplicateAmount", "intent", replace(t, `"amount":"102.21"`, `"amount":"10.00","amount":"1999.00"`)},
+		{"DuplicateNestedKey", "intent", replace(t, `"expirationYear":"2031"`, `"expirationYear":"2031","expirationYear":"2032"`)},
+		{"CaseVariantKeyNextToKey", "intent", replace(t, `"amount":"102.21"`, `"amount":"102.21","AMOUNT":"1998.00"`)},
+		{"CaseVariantKey", "intent", replace(t, `"amount":`, `"Amount":`)},
+		{"CaseVariantNestedKey", "intent", replace(t, `"postalCode":`, `"postalcode":`)},
+		{"KelvinSignKey", "intent", replace(t, `"bookingId":"C253535"`, "\"boo\u212aingId\":\"C253535\"")}, // U+212A KELVIN SIGN folds to k
+		{"KelvinSignKeyNextToKey", "intent", replace(t, `"bookingId":"C253535"`, "\"bookingId\":\"C253535\",\"boo\u212aingId\":\"EVIL\"")},
+		{"TrailingGarbage", "intent", append(seed(t), 'x')},
+		{"TrailingCardNumber", "intent", append(seed(t), []byte(` 4111111111111111`)...)},
+		{"TrailingObjectNoSpace", "intent", append(bytes.TrimSpace(seed(t)), []byte(`{"amount":"1999.00"}`)...)},
+		// Digits of the input are never echoed (issue 14 item 6).
+		{"CardNumberAsVersion", "version", replace(t, `"version":1`, `"version":4111111111111111`)},
+		{"CardNumberAsVersionString", "intent", replace(t, `"version":1`, `"version":"4111111111111111"`)},
+		{"CardNumberAsVersionFloat", "intent", replace(t, `"version":1`, `"version":4111111111111111.5`)},
+		{"CardNumberAsCredentialType", "credential.type", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": "4111111111111111"} })},
+		// Input gaps (issue 14 item 10).
+		{"MonthWithPlus", "card.expirationMonth", edit(t, func(m map[string]any) { card(m)["expirationMonth"] = "+9" })},
+		{"PhoneOnlyPlus", "billTo.phoneNumber", edit(t, func(m map[string]any) { billTo(m)["phoneNumber"] = "+" })},
+		{"PhonePlusInside", "billTo.phoneNumber", edit(t, func(m map[string]any) { billTo(m)["phoneNumber"] = "1+2" })},
+		{"NULInAddress2", "billTo.address2", edit(t, func(m map[string]any) { billTo(m)["address2"] = "Apt\x004" })},
+		{"NULInEmail", "billTo.email", edit(t, func(m map[string]any) { billTo(m)["email"] = "te\x00st@cybs.com" })},
+		{"NULInFirstName", "billTo.firstName", edit(t, func(m map[string]any) { billTo(m)["firstName"] = "Jo\x00hn" })},
+		{"ZeroWidthSpaceInFirstName", "billTo.firstName", edit(t, func(m map[string]any) { billTo(m)["firstName"] = "Jo\u200bhn" })},
+		{"ZeroWidthJoinerInAddress1", "billTo.address1", edit(t, func(m map[string]any) { billTo(m)["address1"] = "1 Market\u200dSt" })},
+		{"WordJoinerInLocality", "billTo.locality", edit(t, func(m map[string]any) { billTo(m)["locality"] = "san\u2060francisco" })},
+		{"ByteOrderMarkInLastName", "billTo.lastName", edit(t, func(m map[string]any) { billTo(m)["lastName"] = "\ufeffDoe" })},
+		{"ZeroWidthOnlyPostalCode", "billTo.postalCode", edit(t, func(m map[string]any) { billTo(m)["postalCode"] = "\u200c" })},
+		{"ZeroWidthInEmail", "billTo.email", edit(t, func(m map[string]any) { billTo(m)["email"] = "test@cybs\u200b.com" })},
+		{"ZeroWidthInAddress2", "billTo.address2", edit(t, func(m map[string]any) { billTo(m)["address2"] = "\u200b" })},
+		{"InvalidUTF8InFirstName", "intent", replace(t, `"John"`, "\"Jo\xffhn\"")},
+		{"LoneSurrogateInFirstName", "intent", replace(t, `"John"`, `"Jo\ud800hn"`)},
+		{"NULInEncryptedCard", "encryptedCard", edit(t, func(m map[string]any) { delete(m, "card"); m["encryptedCard"] = "a\x00.b.c.d.e" })},
+		// Lengths CyberSource's OpenAPI spec refuses (issue 12).
+		{"PreviousTransactionIDTooLong", "credential.previousTransactionId", edit(t, func(m map[string]any) {
+			m["credential"] = map[string]any{"type": "mit", "reason": "no_show", "previousTransactionId": strings.Repeat("1", 16)}
+		})},
+		{"CustomerIDTooLong", "storedCard", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"customerId": strings.Repeat("C", 33)}
+		})},
+		{"PaymentInstrumentIDTooLong", "storedCard", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"paymentInstrumentId": strings.Repeat("P", 33)}
+		})},
+		{"InstrumentIdentifierIDTooShort", "storedCard", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"instrumentIdentifierId": strings.Repeat("7", 11)}
+		})},
+		{"InstrumentIdentifierIDTooLong", "storedCard", edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"instrumentIdentifierId": strings.Repeat("7", 33)}
+		})},
+		{"SettlementIntentIDTooLongForCode", "intentId", []byte(`{"version":1,"intentId":"` + strings.Repeat("c", 51) + `","integrator":"costco","merchantId":"m","operation":"capture","paymentIntentId":"p1"}`)},
+		// Ids that carry a card number (they reach logs, traces, keys).
+		{"CardNumberAsIntentID", "intentId", edit(t, func(m map[string]any) { m["intentId"] = "4111111111111111" })},
+		{"GroupedCardNumberInIntentID", "intentId", edit(t, func(m map[string]any) { m["intentId"] = "pay-4111-1111-1111-1111" })},
+		{"CardNumberAsMerchantID", "merchantId", edit(t, func(m map[string]any) { m["merchantId"] = "5555555555554444" })},
+		{"CardNumberAsIntegrator", "integrator", edit(t, func(m map[string]any) { m["integrator"] = "378282246310005" })},
+		// A settlement operation on itself (issue 12).
+		{"SelfTargetingCapture", "paymentIntentId", operation(`,"operation":"capture","paymentIntentId":"op-1"`)},
+		{"SelfTargetingRefund", "paymentIntentId", operation(`,"operation":"refund","paymentIntentId":"op-1","amount":"1.00","currency":"USD"`)},
+		{"SelfTargetingReverse", "paymentIntentId", operation(`,"operation":"reverse","paymentIntentId":"op-1"`)},
+		{"SelfTargetingVoid", "paymentIntentId", operation(`,"operation":"void","paymentIntentId":"op-1"`)},
 	}
 }
 
@@ -194,34 +280,18 @@ func TestTransactionIDUniquePerAttempt(t *testing.T) {
 	}
 }
 
-func TestRenderCarriesSeedFields(t *testing.T) {
-	in, err := intent.Decode(seed(t), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(in.PaymentRequest(1, "ttctestpartner"))
-	for _, want := range []string{
-		`"code":"TTUSAS_123456"`, `"transactionId":"` + intent.TransactionID("C253535-1", 1) + `"`,
-		`"partner":{"solutionId":"ttctestpartner"}`, `"capture":true`, `"actionList":["TOKEN_CREATE"]`,
-		`"number":"4111111111111111"`, `"expirationMonth":"12"`, `"expirationYear":"2031"`, `"type":"001"`,
-		`"totalAmount":"102.21"`, `"currency":"USD"`, `"administrativeArea":"CA"`, `"phoneNumber":"4158880000"`,
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("missing %s in %s", want, b)
-		}
-	}
-	if s := in.String(); strings.Contains(s, "4111111111111111") {
-		t.Fatalf("String leaks the card: %s", s)
-	}
-}
-
 // FuzzDecode: decoding never panics; whatever it accepts re-encodes and
-// decodes to the same intent; its errors never quote a card number.
+// decodes to the same intent, and means the same to a lenient decoder
+// (encoding/json: case-insensitive names, last duplicate wins), so no two
+// readers of an accepted intent disagree on it; its errors never quote a
+// card number.
 func FuzzDecode(f *testing.F) {
 	f.Add(seed(f))
 	for _, tc := range invalidCases(f) {
 		f.Add(tc.data)
 	}
+	f.Add([]byte(`{"version":4111111111111111}`)) // issue 14 item 6
+	f.Add([]byte(`{"version":1,"version":1}`))
 	digits := regexp.MustCompile(`\d{12,}`)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := intent.Decode(data, now)
@@ -230,6 +300,10 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error quotes digits: %v", err)
 			}
 			return
+		}
+		var lenient intent.Intent
+		if err := json.Unmarshal(data, &lenient); err != nil || !reflect.DeepEqual(*in, lenient) {
+			t.Fatalf("encoding/json reads the accepted intent otherwise (%v):\n%+v\n%+v", err, *in, lenient)
 		}
 		b, err := json.Marshal(in)
 		if err != nil {
@@ -244,4 +318,112 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", b, b2)
 		}
 	})
+}
+
+// TestErrorsNeverEchoInputDigits: wherever outside text is quoted in an
+// error (a name, an operation, a credential type, a version), a card number
+// in it does not come back, in any spelling (issue 14 item 6, issue 19 gap 6).
+func TestErrorsNeverEchoInputDigits(t *testing.T) {
+	for _, pan := range []string{"4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111"} {
+		q, _ := json.Marshal(pan)
+		cases := []struct {
+			name, field string
+			data        []byte
+		}{
+			{"CredentialType", "credential.type", edit(t, func(m map[string]any) { m["credential"] = map[string]any{"type": pan} })},
+			{"CredentialReason", "credential.reason", edit(t, func(m map[string]any) {
+				m["credential"] = map[string]any{"type": "mit", "reason": pan, "previousTransactionId": "1"}
+			})},
+			{"Operation", "operation", edit(t, func(m map[string]any) { m["operation"] = pan })},
+			{"CommerceIndicator", "commerceIndicator", edit(t, func(m map[string]any) { m["commerceIndicator"] = pan })},
+			{"VersionString", "intent", replace(t, `"version":1`, `"version":`+string(q))},
+			{"FieldName", "intent", replace(t, `"version":1`, `"version":1,`+string(q)+`:1`)},
+			{"NestedFieldName", "intent", replace(t, `"securityCode"`, string(q))},
+			{"DuplicateFieldName", "intent", replace(t, `"version":1`, `"version":1,`+string(q)+`:1,`+string(q)+`:2`)},
+		}
+		if !strings.Contains(pan, " ") && !strings.Contains(pan, "-") {
+			cases = append(cases, struct {
+				name, field string
+				data        []byte
+			}{"VersionNumber", "version", replace(t, `"version":1`, `"version":`+pan)})
+		}
+		for _, tc := range cases {
+			t.Run(tc.name+"/"+pan, func(t *testing.T) {
+				_, err := intent.Decode(tc.data, now)
+				var ve *intent.ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("accepted or wrong error type: %v", err)
+				}
+				if !slices.ContainsFunc(ve.Problems, func(p intent.Problem) bool { return p.Field == tc.field }) {
+					t.Fatalf("problems %v do not name %s", ve.Problems, tc.field)
+				}
+				if strings.Contains(err.Error(), "1111") {
+					t.Fatalf("error echoes the card number: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestDecodeProblemMessages: a refused document is refused with a message
+// that names what is wrong (and the member, escaped), for upstream to fix.
+func TestDecodeProblemMessages(t *testing.T) {
+	byName := map[string][]byte{}
+	for _, tc := range invalidCases(t) {
+		byName[tc.name] = tc.data
+	}
+	for name, want := range map[string]string{
+		"DuplicateAmount":           `duplicate field "amount"`,
+		"DuplicateNestedKey":        `duplicate field "card.expirationYear"`,
+		"CaseVariantKeyNextToKey":   `unknown field "AMOUNT"`,
+		"CaseVariantNestedKey":      `unknown field "billTo.postalcode"`,
+		"KelvinSignKey":             `unknown field "boo\u212aingId"`,
+		"TrailingGarbage":           "data follows the JSON object",
+		"InvalidUTF8InFirstName":    "not valid UTF-8",
+		"LoneSurrogateInFirstName":  `syntax error at byte 340 in "billTo.firstName"`,
+		"CardNumberAsVersionString": `field "version" must be an integer, not a string`,
+		"NotAnObject":               "the intent must be a JSON object, not an array",
+		"BadJSON":                   "unexpected end of input",
+	} {
+		_, err := intent.Decode(byName[name], now)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+}
+
+// FuzzDecodeCard: the decrypted card is read as strictly as an intent;
+// what is accepted reads the same through encoding/json, and errors carry
+// no digit run that could be part of the card.
+func FuzzDecodeCard(f *testing.F) {
+	f.Add([]byte(`{"number":"4111111111111111","expirationMonth":"12","expirationYear":"2031","securityCode":"123"}`))
+	f.Add([]byte(`{"number":"4111111111111111","number":"5555555555554444"}`))
+	f.Add([]byte(`{"NUMBER":"4111111111111111"}`))
+	f.Add([]byte(`{"number":"4111111111111111"} {"number":"5555555555554444"}`))
+	f.Add([]byte(`{"number":4111111111111111}`))
+	f.Add([]byte(`{"4111111111111111":"1"}`))
+	digits := regexp.MustCompile(`\d{6,}`)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := intent.DecodeCard(data)
+		if err != nil {
+			if digits.MatchString(err.Error()) {
+				t.Fatalf("error carries digits: %v", err)
+			}
+			return
+		}
+		var lenient intent.Card
+		if err := json.Unmarshal(data, &lenient); err != nil || lenient != *c {
+			t.Fatalf("encoding/json reads the accepted card otherwise (%v)", err)
+		}
+	})
+}
+
+func TestDecodeCardSizeLimit(t *testing.T) {
+	pad := strings.Repeat(" ", intent.MaxCardSize)
+	if _, err := intent.DecodeCard([]byte(`{"number":"4111111111111111"}` + pad)); err == nil {
+		t.Fatal("oversize card accepted")
+	}
+	if c, err := intent.DecodeCard([]byte(`{"number":"4111111111111111"}`)); err != nil || c.Number != "4111111111111111" {
+		t.Fatal(err)
+	}
 }

@@ -12,6 +12,7 @@ const (
 	StatusRejected       = "REJECTED"        // CyberSource answered 400; not charged
 	StatusFailed         = "FAILED"          // dead-lettered before charging (configuration, budget)
 	StatusUnknownOutcome = "UNKNOWN_OUTCOME" // a charge that could not be settled; a person must look
+	StatusConflict       = "CONFLICT"        // the intentId was used by another intent (other merchant or content); not charged
 )
 
 // Result is published on payments.results.<merchantId> for every outcome,

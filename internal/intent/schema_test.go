@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -49,9 +50,46 @@ func schemaAccepts(s *jsonschema.Schema, data []byte) bool {
 	return s.Validate(v) == nil
 }
 
-// The checks the schema cannot express (its description lists them).
-var semanticOnly = map[string]bool{"BadLuhn": true, "UnsupportedBrand": true, "ExpiredCard": true,
-	"MastercardRecurring": true, "DiscoverMIT": true}
+// cannotExpress are the invalid cases a JSON Schema cannot refuse, each with
+// the words the schema's description uses to name the check: semantic rules,
+// and the decoder's own (a schema validates what a JSON parser made of the
+// bytes, and parsers differ on duplicate names and bad UTF-8: many keep the
+// last duplicate, or put U+FFFD in place of a bad byte).
+var cannotExpress = map[string]string{
+	"BadLuhn":                     "Luhn check",
+	"UnsupportedBrand":            "supported brand",
+	"ExpiredCard":                 "expiry that is not in the past",
+	"MastercardRecurring":         "Mastercard uses subscription or standing_order instead of recurring",
+	"DiscoverMIT":                 "Discover's originalAuthorizedAmount",
+	"DuplicateAmount":             "duplicate member names",
+	"DuplicateNestedKey":          "duplicate member names",
+	"InvalidUTF8InFirstName":      "not valid UTF-8",
+	"LoneSurrogateInFirstName":    "not valid UTF-8",
+	"SelfTargetingCapture":        "paymentIntentId equal to its own intentId",
+	"SelfTargetingRefund":         "paymentIntentId equal to its own intentId",
+	"SelfTargetingReverse":        "paymentIntentId equal to its own intentId",
+	"SelfTargetingVoid":           "paymentIntentId equal to its own intentId",
+	"CardNumberAsIntentID":        "ids (intentId, integrator, merchantId, paymentIntentId) that never look like a card number",
+	"GroupedCardNumberInIntentID": "ids (intentId, integrator, merchantId, paymentIntentId) that never look like a card number",
+	"CardNumberAsMerchantID":      "ids (intentId, integrator, merchantId, paymentIntentId) that never look like a card number",
+	"CardNumberAsIntegrator":      "ids (intentId, integrator, merchantId, paymentIntentId) that never look like a card number",
+	"ReferenceHoldsCard":          "and the same of bookingId and reference",
+	"BookingHoldsCard":            "and the same of bookingId and reference",
+}
+
+func schemaDescription(t *testing.T) string {
+	b, err := os.ReadFile("../../docs/intent.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Description string `json:"description"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Description
+}
 
 // TestSchemaAgreesWithValidation runs the valid and invalid corpora through
 // the JSON Schema and the Go validation.
@@ -78,6 +116,32 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 		"Capture":       []byte(`{"version":1,"intentId":"c1","integrator":"costco","merchantId":"m","operation":"capture","paymentIntentId":"p1"}`),
 		"PartialRefund": []byte(`{"version":1,"intentId":"r1","integrator":"costco","merchantId":"m","operation":"refund","paymentId":"123","amount":"5.00","currency":"USD"}`),
 		"Void":          []byte(`{"version":1,"intentId":"v1","integrator":"costco","merchantId":"m","operation":"void","paymentIntentId":"p1"}`),
+		// Boundaries of the limits CyberSource's spec sets.
+		"PreviousTransactionID15": edit(t, func(m map[string]any) {
+			m["credential"] = map[string]any{"type": "mit", "reason": "no_show", "previousTransactionId": strings.Repeat("A", 15)}
+		}),
+		"CustomerID32": edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"customerId": strings.Repeat("C", 32)}
+		}),
+		"PaymentInstrumentID1": edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"paymentInstrumentId": "P"}
+		}),
+		"InstrumentIdentifierID12": edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"instrumentIdentifierId": strings.Repeat("7", 12)}
+		}),
+		"InstrumentIdentifierID32": edit(t, func(m map[string]any) {
+			delete(m, "card")
+			m["storedCard"] = map[string]any{"instrumentIdentifierId": strings.Repeat("7", 32)}
+		}),
+		"SettlementIntentID50":              []byte(`{"version":1,"intentId":"` + strings.Repeat("c", 50) + `","integrator":"costco","merchantId":"m","operation":"capture","paymentIntentId":"p1"}`),
+		"SettlementIntentID64WithReference": []byte(`{"version":1,"intentId":"` + strings.Repeat("c", 64) + `","integrator":"costco","merchantId":"m","operation":"refund","paymentIntentId":"p1","reference":"R-1"}`),
+		"PhoneWithPlus":                     edit(t, func(m map[string]any) { billTo(m)["phoneNumber"] = "+14158880000" }),
+		"EmptyPhone":                        edit(t, func(m map[string]any) { billTo(m)["phoneNumber"] = "" }),
+		"Address2":                          edit(t, func(m map[string]any) { billTo(m)["address2"] = "Apt 4 – Bâtiment B" }),
+		"NonLatinNames":                     edit(t, func(m map[string]any) { billTo(m)["firstName"] = "美咲"; billTo(m)["lastName"] = "Ørsted-Łukasz" }),
 	}
 	for name, data := range valid {
 		_, goErr := intent.Decode(data, now)
@@ -124,15 +188,19 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 		{"CardAndEncryptedCard", "", edit(t, func(m map[string]any) { m["encryptedCard"] = "a.b.c.d.e" })},
 		{"EncryptedCardNotJWE", "", edit(t, func(m map[string]any) { delete(m, "card"); m["encryptedCard"] = "not-a-jwe" })},
 	}
+	description := schemaDescription(t)
 	for _, tc := range append(invalidCases(t), more...) {
 		_, goErr := intent.Decode(tc.data, now)
 		if goErr == nil {
 			t.Fatalf("%s: Go accepted", tc.name)
 		}
 		accepted := schemaAccepts(s, tc.data)
-		if semanticOnly[tc.name] {
+		if words, ok := cannotExpress[tc.name]; ok {
 			if !accepted {
-				t.Errorf("%s: the schema refuses it, so it is not semantic-only any more: update the list", tc.name)
+				t.Errorf("%s: the schema refuses it, so it is not beyond the schema any more: update the list", tc.name)
+			}
+			if !strings.Contains(description, words) {
+				t.Errorf("%s: the schema's description does not name the check (%q)", tc.name, words)
 			}
 			continue
 		}
@@ -174,6 +242,53 @@ func TestSchemaCurrencies(t *testing.T) {
 			_, goErr := intent.Decode(data, now)
 			if (goErr == nil) != tc.ok || schemaAccepts(s, data) != tc.ok {
 				t.Errorf("%s %s: Go %v, schema %v, want ok=%v", cur, tc.amount, goErr, schemaAccepts(s, data), tc.ok)
+			}
+		}
+	}
+}
+
+// TestTextFieldsRefuseInvisibleCharacters: control, zero-width, bidi and
+// line-separator characters anywhere in a text field, and text fields that
+// are blank in any Unicode sense, are refused by Go and the schema alike.
+func TestTextFieldsRefuseInvisibleCharacters(t *testing.T) {
+	s := schema(t)
+	set := func(field, v string) []byte {
+		return edit(t, func(m map[string]any) {
+			if sub, ok := strings.CutPrefix(field, "billTo."); ok {
+				billTo(m)[sub] = v
+			} else {
+				m[field] = v
+			}
+		})
+	}
+	fields := map[string]string{
+		"bookingId": "C253535", "reference": "TTUSAS_1", "billTo.firstName": "John", "billTo.lastName": "Doe",
+		"billTo.address1": "1 Market St", "billTo.address2": "Apt 4", "billTo.locality": "san francisco",
+		"billTo.administrativeArea": "CA", "billTo.postalCode": "94105", "billTo.email": "test@cybs.com",
+	}
+	invisible := []rune{0x00, 0x09, 0x0a, 0x1f, 0x7f, 0x85, 0x9f, 0x200b, 0x200c, 0x200d, 0x2028, 0x2029,
+		0x202a, 0x202e, 0x2060, 0x2066, 0x2069, 0xfeff}
+	for field, v := range fields {
+		for _, r := range invisible {
+			bad := v[:1] + string(r) + v[1:]
+			data := set(field, bad)
+			_, goErr := intent.Decode(data, now)
+			if goErr == nil || !strings.Contains(goErr.Error(), field+":") {
+				t.Errorf("%s with U+%04X: Go %v", field, r, goErr)
+			}
+			if schemaAccepts(s, data) {
+				t.Errorf("%s with U+%04X: the schema accepts it", field, r)
+			}
+		}
+		if field == "billTo.address2" {
+			continue // optional: blank is allowed
+		}
+		for _, blank := range []string{" ", "\u00a0", "\u3000", "\u2002 "} {
+			b, _ := strconv.Unquote(`"` + blank + `"`)
+			data := set(field, b)
+			_, goErr := intent.Decode(data, now)
+			if goErr == nil || schemaAccepts(s, data) {
+				t.Errorf("%s blank %q: Go %v, schema accepts %v", field, blank, goErr, schemaAccepts(s, data))
 			}
 		}
 	}

@@ -142,9 +142,25 @@ func decode(line int, raw []byte, now time.Time) Item {
 	return Item{Line: line, Raw: raw, Intent: in, Err: err}
 }
 
+// DuplicateError is a publish that JetStream acknowledged as a duplicate:
+// a message with the same Nats-Msg-Id (the intentId) is already in the
+// stream's duplicate window, so this one was dropped, whatever it held. It
+// is an error for the publisher: the intent it sent will never be
+// processed, and if its body differs from the accepted one (a reused
+// intentId), that difference is lost.
+type DuplicateError struct {
+	IntentID string
+	// Stream and Sequence locate the message accepted earlier.
+	Stream   string
+	Sequence uint64
+}
+
+func (e *DuplicateError) Error() string { return "already accepted: intentId " + e.IntentID }
+
 // Publish sends one intent to payments.intents.<merchantId> with
 // Nats-Msg-Id = intentId and the trace context (traceparent) of ctx, and
-// waits for the stream's ack. tr may be nil (no trace context).
+// waits for the stream's ack. A Duplicate ack is a *DuplicateError (the
+// message was dropped). tr may be nil (no trace context).
 func Publish(ctx context.Context, js jetstream.Publisher, in *intent.Intent, raw []byte, tr *tracing.Tracing) (*jetstream.PubAck, error) {
 	m := nats.NewMsg(streams.Intents(in.MerchantID))
 	m.Data = raw
@@ -155,6 +171,9 @@ func Publish(ctx context.Context, js jetstream.Publisher, in *intent.Intent, raw
 	ack, err := js.PublishMsg(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", in.IntentID, err)
+	}
+	if ack.Duplicate {
+		return nil, &DuplicateError{IntentID: in.IntentID, Stream: ack.Stream, Sequence: ack.Sequence}
 	}
 	return ack, nil
 }

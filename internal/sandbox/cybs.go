@@ -18,24 +18,8 @@ type csPaymentRequest struct {
 			SolutionID string `json:"solutionId"`
 		} `json:"partner"`
 	} `json:"clientReferenceInformation"`
-	ProcessingInformation *struct {
-		Capture              bool     `json:"capture"`
-		ActionList           []string `json:"actionList"`
-		CommerceIndicator    string   `json:"commerceIndicator"`
-		AuthorizationOptions *struct {
-			Initiator *struct {
-				Type                         string `json:"type"`
-				CredentialStoredOnFile       bool   `json:"credentialStoredOnFile"`
-				StoredCredentialUsed         bool   `json:"storedCredentialUsed"`
-				MerchantInitiatedTransaction *struct {
-					Reason                   string `json:"reason"`
-					PreviousTransactionID    string `json:"previousTransactionId"`
-					OriginalAuthorizedAmount string `json:"originalAuthorizedAmount"`
-				} `json:"merchantInitiatedTransaction"`
-			} `json:"initiator"`
-		} `json:"authorizationOptions"`
-	} `json:"processingInformation"`
-	PaymentInformation *struct {
+	ProcessingInformation *csProcessingInformation `json:"processingInformation"`
+	PaymentInformation    *struct {
 		Card *struct {
 			Number          string `json:"number"`
 			ExpirationMonth string `json:"expirationMonth"`
@@ -60,6 +44,24 @@ type csPaymentRequest struct {
 		} `json:"amountDetails"`
 		BillTo map[string]any `json:"billTo"`
 	} `json:"orderInformation"`
+}
+
+type csProcessingInformation struct {
+	Capture              bool     `json:"capture"`
+	ActionList           []string `json:"actionList"`
+	CommerceIndicator    string   `json:"commerceIndicator"`
+	AuthorizationOptions *struct {
+		Initiator *struct {
+			Type                         string `json:"type"`
+			CredentialStoredOnFile       bool   `json:"credentialStoredOnFile"`
+			StoredCredentialUsed         bool   `json:"storedCredentialUsed"`
+			MerchantInitiatedTransaction *struct {
+				Reason                   string `json:"reason"`
+				PreviousTransactionID    string `json:"previousTransactionId"`
+				OriginalAuthorizedAmount string `json:"originalAuthorizedAmount"`
+			} `json:"merchantInitiatedTransaction"`
+		} `json:"initiator"`
+	} `json:"authorizationOptions"`
 }
 
 type fieldProblem struct {
@@ -166,18 +168,41 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 	ad := req.OrderInformation.AmountDetails
 	amount, _ := parseMilli(ad.TotalAmount)
 	txnID := req.ClientReferenceInformation.TransactionID
+	key := txnKey{merchant, txnID}
+	pi := req.ProcessingInformation
 
 	s.mu.Lock()
-	if txnID != "" && s.usedTxnIDs[txnID] {
+	now := s.cfg.Now()
+	if txnID != "" && s.usedTxnIDs[key] {
+		s.duplicateLocked("payments", key, now)
 		s.mu.Unlock()
 		s.badRequest(w, "DUPLICATE_REQUEST", "Declined - The merchant transaction identifier has already been used",
 			fieldProblem{Field: "clientReferenceInformation.transactionId", Reason: "INVALID_DATA"})
 		return
 	}
+	// The transactionId is taken on arrival: a reuse while this request is
+	// still being processed is a duplicate too.
 	if txnID != "" {
-		s.usedTxnIDs[txnID] = true
+		s.usedTxnIDs[key] = true
+	}
+	if prev := previousTransactionID(pi); prev != "" {
+		if o := s.byNetworkID[prev]; o != nil && o.MerchantID != merchant {
+			s.crossLocked("payments", merchant, o.MerchantID, o.ID, "", now)
+		}
+	}
+	var hold time.Duration
+	if h := s.faults.HoldInFlight; h.holds(amount, s.rng.Float64) {
+		hold = time.Duration(h.For)
+		if txnID != "" {
+			s.inFlight[key] = &InFlightPayment{MerchantID: merchant, TransactionID: txnID, Since: now, Until: now.Add(hold)}
+		}
 	}
 	s.mu.Unlock()
+	if hold > 0 {
+		// Received, not processed. Like a real server it carries on when
+		// the client goes away.
+		time.Sleep(hold)
+	}
 
 	out := approved
 	if o, ok := DeclineCards[card.number]; ok {
@@ -187,21 +212,26 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 		out = o
 	}
 	if out.http400 != "" {
+		s.landed(key)
 		s.badRequest(w, out.http400, "Declined - One or more fields in the request contains invalid data",
 			fieldProblem{Field: "orderInformation.amountDetails.totalAmount", Reason: "INVALID_DATA"})
 		return
 	}
 	if out.http502 != "" && !out.charged {
+		s.landed(key)
 		s.serverError(w, http.StatusBadGateway, out.http502)
 		return
 	}
-	if out.http502 != "" {
-		out = approved // charged, then the answer is lost in a timeout
+	late502 := out.http502 // charged, then the answer is lost in a timeout
+	if late502 != "" {
+		out = approved
 	}
-	cut502 := s.roll(s.Faults().TimeoutAfterChargeRate)
-	cutConn := !cut502 && s.roll(s.Faults().CutAfterChargeRate)
+	f := s.Faults()
+	if late502 == "" && s.roll(f.TimeoutAfterChargeRate) {
+		late502 = "SERVER_TIMEOUT"
+	}
+	cutConn := late502 == "" && s.roll(f.CutAfterChargeRate)
 
-	pi := req.ProcessingInformation
 	c := &Charge{
 		TransactionID: txnID,
 		Reference:     req.ClientReferenceInformation.Code,
@@ -217,6 +247,7 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 		decimals:      decimalsOf(ad.TotalAmount),
 		Answered:      "201",
 		TraceParent:   r.Header.Get("traceparent"),
+		Held:          hold > 0,
 	}
 	if pi != nil {
 		c.CommerceIndic = pi.CommerceIndicator
@@ -243,19 +274,42 @@ func (s *Sandbox) handlePayment(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := s.recordCharge(c, card, pi != nil && contains(pi.ActionList, "TOKEN_CREATE"))
 	switch {
-	case cut502 || out.http502 != "":
+	case late502 != "":
 		s.setAnswered(c, "502")
-		reason := out.http502
-		if reason == "" {
-			reason = "SERVER_TIMEOUT"
-		}
-		s.serverError(w, http.StatusBadGateway, reason)
+		s.serverError(w, http.StatusBadGateway, late502)
 	case cutConn:
 		s.setAnswered(c, "cut")
 		cut(w)
 	default:
 		writeJSON(w, http.StatusCreated, resp)
 	}
+}
+
+func previousTransactionID(pi *csProcessingInformation) string {
+	if pi == nil || pi.AuthorizationOptions == nil || pi.AuthorizationOptions.Initiator == nil ||
+		pi.AuthorizationOptions.Initiator.MerchantInitiatedTransaction == nil {
+		return ""
+	}
+	return pi.AuthorizationOptions.Initiator.MerchantInitiatedTransaction.PreviousTransactionID
+}
+
+// landed ends the hold of a payment that was not charged.
+func (s *Sandbox) landed(key txnKey) {
+	s.mu.Lock()
+	delete(s.inFlight, key)
+	s.mu.Unlock()
+}
+
+// duplicateLocked records a DUPLICATE_REQUEST refusal. Caller holds s.mu.
+func (s *Sandbox) duplicateLocked(endpoint string, key txnKey, now time.Time) {
+	s.duplicates = append(s.duplicates, DuplicateRequest{Endpoint: endpoint, MerchantID: key.merchant, TransactionID: key.txn, At: now})
+}
+
+// crossLocked records a request by merchant that named a payment of owner.
+// Caller holds s.mu.
+func (s *Sandbox) crossLocked(endpoint, merchant, owner, paymentID, txn string, now time.Time) {
+	s.cross = append(s.cross, CrossMerchantRequest{Endpoint: endpoint, MerchantID: merchant, OwnerMerchantID: owner,
+		PaymentID: paymentID, TransactionID: txn, At: now})
 }
 
 func contains(list []string, v string) bool {
@@ -280,11 +334,22 @@ func (s *Sandbox) recordCharge(c *Charge, card storedCard, tokenCreate bool) map
 	now := s.cfg.Now()
 	c.ID = s.newIDLocked()
 	c.CreatedAt = now
+	if c.captured > 0 {
+		c.capturedAt = now
+	}
 	c.refresh()
 	s.charges = append(s.charges, c)
 	s.byID[c.ID] = c
+	if c.NetworkTxnID != "" {
+		s.byNetworkID[c.NetworkTxnID] = c
+	}
 	if c.TransactionID != "" {
-		s.byTxnID[c.TransactionID] = c
+		key := txnKey{c.MerchantID, c.TransactionID}
+		s.byTxnID[key] = c
+		if fl := s.inFlight[key]; fl != nil {
+			c.MissedByTimeout = fl.missed
+			delete(s.inFlight, key)
+		}
 	}
 	resp := map[string]any{
 		"id":                         c.ID,
@@ -483,6 +548,17 @@ func (f *csFollowUp) orderAmount() string {
 	return ""
 }
 
+// currency is the currency a timeout reversal names, wherever it puts it.
+func (f *csFollowUp) currency() string {
+	if f.ReversalInformation != nil && f.ReversalInformation.AmountDetails != nil && f.ReversalInformation.AmountDetails.Currency != "" {
+		return f.ReversalInformation.AmountDetails.Currency
+	}
+	if f.OrderInformation != nil && f.OrderInformation.AmountDetails != nil {
+		return f.OrderInformation.AmountDetails.Currency
+	}
+	return ""
+}
+
 func (f *csFollowUp) reversalAmount() string {
 	if f.ReversalInformation != nil && f.ReversalInformation.AmountDetails != nil {
 		return f.ReversalInformation.AmountDetails.TotalAmount
@@ -490,8 +566,15 @@ func (f *csFollowUp) reversalAmount() string {
 	return ""
 }
 
+// The follow-up endpoints, by path segment, with the kind the ledger calls
+// each.
+var followUpKinds = map[string]string{"captures": "capture", "reversals": "reversal", "voids": "void", "refunds": "refund"}
+
 // handleFollowUp serves POST /pts/v2/payments/{id}/{captures|reversals|voids|refunds}.
+// Every refusal uses a reason of the endpoint's documented set (the REST
+// SDK's PtsV2Payments{Captures,Reversals,Voids,Refunds}Post400Response).
 func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
+	kind := followUpKinds[op]
 	return func(w http.ResponseWriter, r *http.Request) {
 		_, merchant, ok := s.authenticate(w, r)
 		if !ok {
@@ -505,39 +588,40 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 		body, err := readBody(r)
 		var req csFollowUp
 		if err != nil || json.Unmarshal(body, &req) != nil {
-			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data")
+			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data",
+				fieldProblem{Field: "body", Reason: "INVALID_DATA"})
 			return
 		}
 		cutAfter := s.roll(s.Faults().CutAfterFollowUpRate) // before the lock: roll takes it
-		answer := func(body map[string]any) {
-			if cutAfter {
-				cut(w) // recorded, but the answer is lost
-				return
-			}
-			writeJSON(w, http.StatusCreated, body)
-		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		var txn string
+		now := s.cfg.Now()
+		var txn, code string
 		if req.ClientReferenceInformation != nil {
-			txn = req.ClientReferenceInformation.TransactionID
+			txn, code = req.ClientReferenceInformation.TransactionID, req.ClientReferenceInformation.Code
 		}
-		if txn != "" && s.usedTxnIDs[txn] {
+		key := txnKey{merchant, txn}
+		if txn != "" && s.usedTxnIDs[key] {
+			s.duplicateLocked(op, key, now)
 			s.badRequest(w, "DUPLICATE_REQUEST", "Declined - The merchant transaction identifier has already been used",
 				fieldProblem{Field: "clientReferenceInformation.transactionId", Reason: "INVALID_DATA"})
 			return
 		}
 		c := s.byID[r.PathValue("id")]
-		if c == nil || c.MerchantID != merchant {
-			s.badRequest(w, "INVALID_PAYMENT_ID", "Declined - The payment id is not known")
+		if c != nil && c.MerchantID != merchant {
+			// Another merchant's payment is, to this one, no payment at all.
+			s.crossLocked(op, merchant, c.MerchantID, c.ID, txn, now)
+			c = nil
+		}
+		if c == nil {
+			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data",
+				fieldProblem{Field: "id", Reason: "INVALID_DATA"})
 			return
 		}
-		if !isApproved(c.Status) {
-			s.badRequest(w, "MISSING_AUTH", "Declined - The payment was not authorized")
+		if reason, msg := s.followUpRefusalLocked(op, c, now); reason != "" {
+			s.badRequest(w, reason, msg)
 			return
 		}
-		now := s.cfg.Now().UTC().Format(time.RFC3339)
-		id := s.newIDLocked()
 		parse := func(v string, field string) (int64, bool) {
 			if v == "" {
 				s.badRequest(w, "MISSING_FIELD", "Declined - The request is missing one or more fields", fieldProblem{Field: field, Reason: "MISSING_FIELD"})
@@ -549,14 +633,10 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			}
 			return m, ok
 		}
+		var amt int64
 		switch op {
 		case "captures":
-			if c.Voided || c.Reversed {
-				s.badRequest(w, "TRANSACTION_ALREADY_REVERSED_OR_SETTLED", "Declined - The authorization has already been reversed")
-				return
-			}
-			amt, ok := parse(req.orderAmount(), "orderInformation.amountDetails.totalAmount")
-			if !ok {
+			if amt, ok = parse(req.orderAmount(), "orderInformation.amountDetails.totalAmount"); !ok {
 				return
 			}
 			if amt > c.authorized-c.captured-c.reversed {
@@ -564,55 +644,24 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 				return
 			}
 			c.captured += amt
-			c.refresh()
-			s.noteFollowUp(txn, c, "capture", amt)
-			answer(map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
-				"orderInformation": map[string]any{"amountDetails": map[string]any{"totalAmount": formatMilli(amt, c.decimals), "currency": c.Currency}},
-				"_links":           map[string]any{"void": link("POST", "/pts/v2/captures/"+id+"/voids")}})
+			if c.capturedAt.IsZero() {
+				c.capturedAt = now
+			}
 		case "reversals":
-			if c.Voided || c.Reversed {
-				s.badRequest(w, "AUTH_ALREADY_REVERSED", "Declined - The authorization has already been reversed")
+			if amt, ok = parse(req.reversalAmount(), "reversalInformation.amountDetails.totalAmount"); !ok {
 				return
 			}
-			left := c.authorized - c.captured - c.reversed
-			if left <= 0 {
-				s.badRequest(w, "TRANSACTION_ALREADY_SETTLED", "Declined - The authorization has already been captured")
-				return
-			}
-			amt, ok := parse(req.reversalAmount(), "reversalInformation.amountDetails.totalAmount")
-			if !ok {
-				return
-			}
-			if amt > left {
+			if amt > c.authorized-c.captured-c.reversed {
 				s.badRequest(w, "INVALID_AMOUNT", "Declined - The reversal amount exceeds what is left of the authorization")
 				return
 			}
 			c.reversed += amt
-			c.refresh()
-			s.noteFollowUp(txn, c, "reversal", amt)
-			answer(map[string]any{"id": id, "status": "REVERSED", "submitTimeUtc": now,
-				"reversalAmountDetails": map[string]any{"reversedAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
 		case "voids":
-			if c.Voided {
-				s.badRequest(w, "TRANSACTION_ALREADY_REVERSED_OR_SETTLED", "Declined - The transaction has already been voided")
-				return
-			}
-			if c.captured == 0 || c.refunded > 0 {
-				s.badRequest(w, "NOT_SUPPORTED", "Declined - Only an unrefunded sale or capture can be voided")
-				return
-			}
+			amt = c.captured
 			c.Voided = true
-			c.refresh()
-			s.noteFollowUp(txn, c, "void", 0)
-			answer(map[string]any{"id": id, "status": "VOIDED", "submitTimeUtc": now,
-				"voidAmountDetails": map[string]any{"voidAmount": formatMilli(c.captured, c.decimals), "currency": c.Currency}})
+			c.voided += amt
 		case "refunds":
-			if c.Voided {
-				s.badRequest(w, "TRANSACTION_ALREADY_REVERSED_OR_SETTLED", "Declined - The transaction has been voided")
-				return
-			}
-			amt, ok := parse(req.orderAmount(), "orderInformation.amountDetails.totalAmount")
-			if !ok {
+			if amt, ok = parse(req.orderAmount(), "orderInformation.amountDetails.totalAmount"); !ok {
 				return
 			}
 			if amt > c.captured-c.refunded {
@@ -621,20 +670,125 @@ func (s *Sandbox) handleFollowUp(op string) http.HandlerFunc {
 			}
 			c.refunded += amt
 			c.Refunds = append(c.Refunds, formatMilli(amt, c.decimals))
-			c.refresh()
-			s.noteFollowUp(txn, c, "refund", amt)
-			answer(map[string]any{"id": id, "status": "PENDING", "submitTimeUtc": now,
-				"refundAmountDetails": map[string]any{"refundAmount": formatMilli(amt, c.decimals), "currency": c.Currency}})
+		}
+		c.refresh()
+		f := &FollowUp{ID: s.newIDLocked(), Kind: kind, PaymentID: c.ID, MerchantID: merchant, TransactionID: txn, Reference: code,
+			Amount: formatMilli(amt, c.decimals), Currency: c.Currency, Answered: "201", At: now, charge: c, amount: amt}
+		s.followUps = append(s.followUps, f)
+		if txn != "" {
+			s.usedTxnIDs[key] = true
+			s.fuByTxnID[key] = f
+		}
+		if cutAfter {
+			f.Answered = "cut"
+			cut(w) // applied, but the answer is lost
+			return
+		}
+		resp := map[string]any{"id": f.ID, "submitTimeUtc": now.UTC().Format(time.RFC3339)}
+		details := func(name string) map[string]any { return map[string]any{name: f.Amount, "currency": c.Currency} }
+		switch op {
+		case "captures":
+			resp["status"] = "PENDING"
+			resp["orderInformation"] = map[string]any{"amountDetails": details("totalAmount")}
+			resp["_links"] = map[string]any{"void": link("POST", "/pts/v2/captures/"+f.ID+"/voids")}
+		case "reversals":
+			resp["status"] = "REVERSED"
+			resp["reversalAmountDetails"] = details("reversedAmount")
+		case "voids":
+			resp["status"] = "VOIDED"
+			resp["voidAmountDetails"] = details("voidAmount")
+		case "refunds":
+			resp["status"] = "PENDING"
+			resp["refundAmountDetails"] = details("refundAmount")
+		}
+		writeJSON(w, http.StatusCreated, resp)
+	}
+}
+
+// followUpRefusalLocked is the documented refusal, if any, of a follow-up on
+// one of the merchant's payments, before its amount is looked at. Caller
+// holds s.mu.
+func (s *Sandbox) followUpRefusalLocked(op string, c *Charge, now time.Time) (reason, message string) {
+	approved := isApproved(c.Status)
+	switch op {
+	case "captures":
+		switch {
+		case !approved:
+			return "MISSING_AUTH", "Declined - The payment was not authorized"
+		case c.Voided || c.Reversed:
+			return "TRANSACTION_ALREADY_REVERSED_OR_SETTLED", "Declined - The authorization has already been reversed"
+		}
+	case "reversals":
+		switch {
+		case !approved:
+			return "MISSING_AUTH", "Declined - The payment was not authorized"
+		case c.Voided || c.Reversed:
+			return "AUTH_ALREADY_REVERSED", "Declined - The authorization has already been reversed"
+		case c.authorized-c.captured-c.reversed <= 0:
+			return "TRANSACTION_ALREADY_SETTLED", "Declined - The authorization has already been captured"
+		}
+	case "voids":
+		switch {
+		case !approved:
+			return "NOT_VOIDABLE", "Declined - The payment was not authorized"
+		case c.Voided:
+			return "NOT_VOIDABLE", "Declined - The transaction has already been voided"
+		case s.settledLocked(c, now):
+			return s.settledVoidReasonLocked(), "Declined - The transaction has already been settled"
+		case c.captured == 0 || c.refunded > 0:
+			return "NOT_SUPPORTED", "Declined - Only an unrefunded sale or capture can be voided"
+		}
+	case "refunds":
+		switch {
+		case !approved:
+			return "INVALID_DATA", "Declined - The payment was not authorized"
+		case c.Voided:
+			return "CAPTURE_ALREADY_VOIDED", "Declined - The capture has already been voided"
 		}
 	}
+	return "", ""
+}
+
+// settledLocked reports whether a charge's captured amount has settled: it
+// was captured longer than the settleAfter fault ago. Once seen settled it
+// stays settled. Caller holds s.mu.
+func (s *Sandbox) settledLocked(c *Charge, now time.Time) bool {
+	if !c.Settled {
+		after := time.Duration(s.faults.SettleAfter)
+		c.Settled = after > 0 && c.captured > 0 && !c.Voided && !c.capturedAt.IsZero() && !now.Before(c.capturedAt.Add(after))
+	}
+	return c.Settled
+}
+
+// followUpSettledLocked is settledLocked for one capture.
+func (s *Sandbox) followUpSettledLocked(f *FollowUp, now time.Time) bool {
+	if !f.Settled {
+		after := time.Duration(s.faults.SettleAfter)
+		f.Settled = after > 0 && f.Kind == "capture" && !f.Voided && !f.charge.Voided && !now.Before(f.At.Add(after))
+	}
+	return f.Settled
+}
+
+// timeoutAnswer is what a timeout reversal or void answers: a 400 reason,
+// or a 201 body.
+type timeoutAnswer struct {
+	reason, message string
+	body            map[string]any
+}
+
+func refuse(reason, message string) timeoutAnswer {
+	return timeoutAnswer{reason: reason, message: message}
 }
 
 // handleTimeout serves the timeout reversal (POST /pts/v2/reversals) and the
 // timeout void (POST /pts/v2/voids), both keyed on
-// clientReferenceInformation.transactionId of the lost request.
+// clientReferenceInformation.transactionId of the lost request, in the
+// authenticated merchant's namespace.
 func (s *Sandbox) handleTimeout(kind string) http.HandlerFunc {
+	endpoint := map[string]string{"reversal": "timeoutReversal", "void": "timeoutVoid"}[kind]
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, _, ok := s.authenticate(w, r); !ok {
+		_, merchant, ok := s.authenticate(w, r)
+		if !ok {
 			return
 		}
 		s.delay(EndpointFollowUps)
@@ -645,7 +799,8 @@ func (s *Sandbox) handleTimeout(kind string) http.HandlerFunc {
 		body, err := readBody(r)
 		var req csFollowUp
 		if err != nil || json.Unmarshal(body, &req) != nil {
-			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data")
+			s.badRequest(w, "INVALID_DATA", "Declined - One or more fields in the request contains invalid data",
+				fieldProblem{Field: "body", Reason: "INVALID_DATA"})
 			return
 		}
 		if req.ClientReferenceInformation == nil || req.ClientReferenceInformation.TransactionID == "" {
@@ -659,85 +814,157 @@ func (s *Sandbox) handleTimeout(kind string) http.HandlerFunc {
 			return
 		}
 		txn := req.ClientReferenceInformation.TransactionID
+		key := txnKey{merchant, txn}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		now := s.cfg.Now()
+		rec := TimeoutReversal{Kind: kind, MerchantID: merchant, TransactionID: txn, At: now}
 		// The transactionId is spent: a late original with it is refused.
-		s.usedTxnIDs[txn] = true
-		if fu := s.followUps[txn]; fu != nil && kind == "void" {
-			// A timeout void of a capture or refund cancels just that.
-			rec := TimeoutReversal{Kind: kind, TransactionID: txn, Found: true, At: now, Status: "VOIDED"}
-			if !fu.voided {
-				fu.voided = true
-				switch fu.kind {
-				case "capture":
-					fu.charge.captured -= fu.amount
-				case "refund":
-					fu.charge.refunded -= fu.amount
-					fu.charge.Refunds = append(fu.charge.Refunds, "-"+formatMilli(fu.amount, fu.charge.decimals))
-				}
-				fu.charge.refresh()
-			}
+		// One already received and still in flight is not: it finds nothing
+		// now and is charged afterwards.
+		s.usedTxnIDs[key] = true
+		if fl := s.inFlight[key]; fl != nil {
+			fl.missed = true
+			rec.InFlight = true
+		}
+		a := s.timeoutLocked(kind, endpoint, key, &req, &rec, now)
+		if a.reason != "" {
+			rec.Status = a.reason
 			s.timeoutRevs = append(s.timeoutRevs, rec)
-			writeJSON(w, http.StatusCreated, map[string]any{"id": s.newIDLocked(), "status": "VOIDED",
-				"clientReferenceInformation": map[string]any{"transactionId": txn},
-				"voidAmountDetails":          map[string]any{"voidAmount": formatMilli(fu.amount, fu.charge.decimals), "currency": fu.charge.Currency}})
+			s.badRequest(w, a.reason, a.message)
 			return
 		}
-		c := s.byTxnID[txn]
-		rec := TimeoutReversal{Kind: kind, TransactionID: txn, Found: c != nil, At: now}
-		id := s.newIDLocked()
-		resp := map[string]any{"id": id, "submitTimeUtc": now.UTC().Format(time.RFC3339),
-			"clientReferenceInformation": map[string]any{"transactionId": txn}}
-		status := "REVERSED"
-		if kind == "void" {
-			status = "VOIDED"
-		}
-		switch {
-		case c == nil || !isApproved(c.Status):
-			// The original failed or never arrived: nothing to cancel. The
-			// documented answer carries the original amount and a response code.
-			details := map[string]any{"originalTransactionAmount": "0", "currency": ""}
-			if c != nil {
-				details = map[string]any{"originalTransactionAmount": c.Amount, "currency": c.Currency}
-			}
-			if kind == "void" {
-				resp["voidAmountDetails"] = details
-			} else {
-				resp["reversalAmountDetails"] = details
-			}
-			resp["processorInformation"] = map[string]any{"responseCode": "25"}
-		case kind == "reversal" && c.captured > 0:
-			rec.Status = "TRANSACTION_ALREADY_SETTLED"
-			s.timeoutRevs = append(s.timeoutRevs, rec)
-			s.badRequest(w, "TRANSACTION_ALREADY_SETTLED", "Declined - The authorization has already been captured")
-			return
-		case kind == "void" && !c.Capture:
-			rec.Status = "NOT_SUPPORTED"
-			s.timeoutRevs = append(s.timeoutRevs, rec)
-			s.badRequest(w, "NOT_SUPPORTED", "Declined - An authorization is cancelled with a reversal, not a void")
-			return
-		case kind == "reversal":
-			c.reversed = c.authorized - c.captured
-			c.refresh()
-			resp["reversalAmountDetails"] = map[string]any{"reversedAmount": formatMilli(c.reversed, c.decimals), "currency": c.Currency}
-		default:
-			c.Voided = true
-			c.refresh()
-			resp["voidAmountDetails"] = map[string]any{"voidAmount": c.AuthorizedAmount, "currency": c.Currency}
-		}
-		resp["status"] = status
-		rec.Status = status
+		a.body["id"] = s.newIDLocked()
+		a.body["submitTimeUtc"] = now.UTC().Format(time.RFC3339)
+		a.body["clientReferenceInformation"] = map[string]any{"transactionId": txn}
+		rec.Status, _ = a.body["status"].(string)
 		s.timeoutRevs = append(s.timeoutRevs, rec)
-		writeJSON(w, http.StatusCreated, resp)
+		writeJSON(w, http.StatusCreated, a.body)
 	}
 }
 
-// noteFollowUp records a follow-up sent with a transactionId. Caller holds s.mu.
-func (s *Sandbox) noteFollowUp(txn string, c *Charge, kind string, amount int64) {
-	if txn == "" {
-		return
+// timeoutLocked decides a timeout reversal or void. Caller holds s.mu.
+func (s *Sandbox) timeoutLocked(kind, endpoint string, key txnKey, req *csFollowUp, rec *TimeoutReversal, now time.Time) timeoutAnswer {
+	status := map[string]string{"reversal": "REVERSED", "void": "VOIDED"}[kind]
+	var fu *FollowUp
+	if kind == "void" {
+		fu = s.fuByTxnID[key]
 	}
-	s.usedTxnIDs[txn] = true
-	s.followUps[txn] = &followUp{charge: c, kind: kind, amount: amount}
+	c := s.byTxnID[key]
+	if fu == nil && c == nil && !rec.InFlight {
+		if owner, id := s.ownerElsewhereLocked(key); owner != "" {
+			s.crossLocked(endpoint, key.merchant, owner, id, key.txn, now)
+		}
+	}
+	if fu != nil {
+		rec.Found, rec.PaymentID = true, fu.PaymentID
+		return s.timeoutVoidFollowUpLocked(fu, now)
+	}
+	if c == nil || !isApproved(c.Status) {
+		// The original failed or never arrived: nothing to cancel. The
+		// documented answer carries the original amount and a response code.
+		details := map[string]any{"originalTransactionAmount": "0", "currency": req.currency()}
+		if c != nil {
+			details = map[string]any{"originalTransactionAmount": c.Amount, "currency": c.Currency}
+		}
+		return timeoutAnswer{body: map[string]any{"status": status, kind + "AmountDetails": details,
+			"processorInformation": map[string]any{"responseCode": "25"}}}
+	}
+	rec.Found, rec.PaymentID = true, c.ID
+	settled := s.settledLocked(c, now)
+	if kind == "reversal" {
+		switch {
+		case c.captured > 0 || c.Voided:
+			// Timeout reversals are only for authorizations not captured
+			// and settled (no ARAV here).
+			msg := "Declined - The authorization has already been captured"
+			if settled {
+				msg = "Declined - The authorization has been captured and settled"
+			}
+			return refuse("TRANSACTION_ALREADY_SETTLED", msg)
+		case c.reversed >= c.authorized:
+			return refuse("AUTH_ALREADY_REVERSED", "Declined - The authorization has already been reversed")
+		}
+		amt := c.authorized - c.reversed
+		c.reversed = c.authorized
+		c.refresh()
+		return timeoutAnswer{body: map[string]any{"status": status,
+			"reversalAmountDetails": map[string]any{"reversedAmount": formatMilli(amt, c.decimals), "currency": c.Currency}}}
+	}
+	switch {
+	case !c.Capture:
+		return refuse("NOT_SUPPORTED", "Declined - An authorization is cancelled with a reversal, not a void")
+	case c.Voided:
+		return refuse("NOT_VOIDABLE", "Declined - The transaction has already been voided")
+	case settled:
+		return refuse(s.settledVoidReasonLocked(), "Declined - The transaction has already been settled")
+	case c.refunded > 0:
+		return refuse("NOT_SUPPORTED", "Declined - Only an unrefunded sale or capture can be voided")
+	}
+	c.Voided = true
+	c.voided += c.captured
+	c.refresh()
+	return timeoutAnswer{body: map[string]any{"status": status,
+		"voidAmountDetails": map[string]any{"voidAmount": c.AuthorizedAmount, "currency": c.Currency}}}
+}
+
+// timeoutVoidFollowUpLocked cancels a capture or refund whose answer was
+// lost. Caller holds s.mu.
+func (s *Sandbox) timeoutVoidFollowUpLocked(f *FollowUp, now time.Time) timeoutAnswer {
+	c := f.charge
+	switch {
+	case f.Kind != "capture" && f.Kind != "refund":
+		return refuse("NOT_SUPPORTED", "Declined - Only a sale, capture, refund or credit can be voided")
+	case f.Voided || f.Kind == "capture" && c.Voided:
+		return refuse("NOT_VOIDABLE", "Declined - The transaction has already been voided")
+	case s.followUpSettledLocked(f, now):
+		return refuse(s.settledVoidReasonLocked(), "Declined - The transaction has already been settled")
+	case f.Kind == "capture" && c.refunded > c.captured-f.amount:
+		return refuse("NOT_SUPPORTED", "Declined - The capture has been refunded")
+	}
+	f.Voided = true
+	switch f.Kind {
+	case "capture":
+		c.captured -= f.amount
+		c.voided += f.amount
+		if c.captured == 0 {
+			c.capturedAt = time.Time{}
+		}
+	case "refund":
+		c.refunded -= f.amount
+		c.Refunds = append(c.Refunds, "-"+f.Amount)
+	}
+	c.refresh()
+	return timeoutAnswer{body: map[string]any{"status": "VOIDED",
+		"voidAmountDetails": map[string]any{"voidAmount": f.Amount, "currency": c.Currency}}}
+}
+
+// ownerElsewhereLocked finds another merchant's charge, follow-up or held
+// payment with the transactionId. Caller holds s.mu.
+func (s *Sandbox) ownerElsewhereLocked(key txnKey) (owner, paymentID string) {
+	for _, c := range s.charges {
+		if c.TransactionID == key.txn && c.MerchantID != key.merchant {
+			return c.MerchantID, c.ID
+		}
+	}
+	for _, f := range s.followUps {
+		if f.TransactionID == key.txn && f.MerchantID != key.merchant {
+			return f.MerchantID, f.PaymentID
+		}
+	}
+	for k := range s.inFlight {
+		if k.txn == key.txn && k.merchant != key.merchant {
+			return k.merchant, ""
+		}
+	}
+	return "", ""
+}
+
+// settledVoidReasonLocked is the reason a void of a settled transaction
+// answers (the SettledVoidReason fault). Caller holds s.mu.
+func (s *Sandbox) settledVoidReasonLocked() string {
+	if r := s.faults.SettledVoidReason; r != "" {
+		return r
+	}
+	return "NOT_VOIDABLE"
 }

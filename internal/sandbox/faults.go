@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -79,6 +81,50 @@ type Faults struct {
 	// then the connection is closed without a response.
 	CutAfterFollowUpRate float64  `json:"cutAfterFollowUpRate,omitempty"`
 	Outages              []Outage `json:"outages,omitempty"`
+	// SettleAfter: a captured sale or a capture older than this is settled.
+	// A void of a settled transaction answers NOT_VOIDABLE and a timeout
+	// reversal of a settled authorization TRANSACTION_ALREADY_SETTLED;
+	// refunds still work. 0 means nothing ever settles.
+	SettleAfter Duration `json:"settleAfter,omitempty"`
+	// SettledVoidReason is the 400 reason of a void (by id or timeout void)
+	// of a settled transaction: NOT_VOIDABLE (the default, the void
+	// endpoint's documented reason) or TRANSACTION_ALREADY_REVERSED_OR_SETTLED
+	// (what the reversal and capture endpoints answer for the same
+	// condition). Either means the transaction exists; a worker must not
+	// read it as "cancelled".
+	SettledVoidReason string `json:"settledVoidReason,omitempty"`
+	// HoldInFlight keeps matching payments "received but not processed".
+	HoldInFlight *Hold `json:"holdInFlight,omitempty"`
+}
+
+// Hold keeps a payment "received but not processed" for For before it is
+// charged and answered (or its answer lost, with the other faults). Its
+// transactionId is taken when the request arrives: a timeout reversal or void
+// sent during the hold finds nothing, and the held payment is then charged
+// anyway. It applies to a fraction Rate (0..1) of payments, and to every
+// payment whose totalAmount has the numeric value Amount.
+type Hold struct {
+	For    Duration `json:"for"`
+	Rate   float64  `json:"rate,omitempty"`
+	Amount string   `json:"amount,omitempty"`
+}
+
+// ParseFaults reads a fault configuration strictly: an unknown or misspelt
+// knob is an error, not a silently well-behaved sandbox.
+func ParseFaults(b []byte) (Faults, error) {
+	var f Faults
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return Faults{}, err
+	}
+	if dec.More() {
+		return Faults{}, errors.New("trailing data after the faults object")
+	}
+	if err := f.validate(); err != nil {
+		return Faults{}, err
+	}
+	return f, nil
 }
 
 func (f *Faults) validate() error {
@@ -119,7 +165,49 @@ func (f *Faults) validate() error {
 			return fmt.Errorf("outages[%d]: unknown endpoint %q", i, o.Endpoint)
 		}
 	}
+	switch f.SettledVoidReason {
+	case "", "NOT_VOIDABLE", "TRANSACTION_ALREADY_REVERSED_OR_SETTLED":
+	default:
+		return fmt.Errorf("settledVoidReason %q: want NOT_VOIDABLE or TRANSACTION_ALREADY_REVERSED_OR_SETTLED", f.SettledVoidReason)
+	}
+	if f.SettleAfter < 0 {
+		return fmt.Errorf("settleAfter: negative duration")
+	}
+	if h := f.HoldInFlight; h != nil {
+		if h.For <= 0 {
+			return fmt.Errorf("holdInFlight: want a positive \"for\"")
+		}
+		if h.Rate < 0 || h.Rate > 1 {
+			return fmt.Errorf("holdInFlight: rate %v not in 0..1", h.Rate)
+		}
+		if _, ok := parseMilli(h.Amount); h.Amount != "" && !ok {
+			return fmt.Errorf("holdInFlight: amount %q is not a positive decimal", h.Amount)
+		}
+		if h.Rate == 0 && h.Amount == "" {
+			return fmt.Errorf("holdInFlight: want a rate or an amount")
+		}
+	}
 	return nil
+}
+
+func (h *Hold) clone() *Hold {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	return &c
+}
+
+// holds reports whether a payment of this amount is held. Caller holds s.mu
+// (the dice are shared).
+func (h *Hold) holds(amount int64, dice func() float64) bool {
+	if h == nil {
+		return false
+	}
+	if a, ok := parseMilli(h.Amount); ok && a == amount {
+		return true
+	}
+	return h.Rate > 0 && dice() < h.Rate
 }
 
 // anchor fixes relative outages ("for": "60s") to absolute times.

@@ -20,6 +20,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -61,9 +62,14 @@ type Sandbox struct {
 	tokens      map[string]*issuedToken
 	charges     []*Charge
 	byID        map[string]*Charge
-	byTxnID     map[string]*Charge
-	followUps   map[string]*followUp
-	usedTxnIDs  map[string]bool
+	byNetworkID map[string]*Charge
+	// transactionIds are the merchant's own: CyberSource scopes them (and
+	// everything else) by merchant, so every map keyed on one is per merchant.
+	byTxnID     map[txnKey]*Charge
+	followUps   []*FollowUp
+	fuByTxnID   map[txnKey]*FollowUp
+	usedTxnIDs  map[txnKey]bool
+	inFlight    map[txnKey]*InFlightPayment
 	tms         map[string]storedCard
 	tokenReqs   []*TokenRequest
 	callbacks   map[string]*CallbackRecord
@@ -71,22 +77,18 @@ type Sandbox struct {
 	cbRejected  int
 	handshakes  int
 	timeoutRevs []TimeoutReversal
+	duplicates  []DuplicateRequest
+	cross       []CrossMerchantRequest
 	idSeq       uint64
 }
+
+// txnKey is a transactionId in its merchant's namespace.
+type txnKey struct{ merchant, txn string }
 
 type issuedToken struct {
 	integrator, merchant string
 	expires              time.Time
 	revoked              bool
-}
-
-// followUp is a capture or refund sent with a transactionId, so that a
-// timeout void can cancel it.
-type followUp struct {
-	charge *Charge
-	kind   string
-	amount int64
-	voided bool
 }
 
 type storedCard struct {
@@ -130,6 +132,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	s.resetLocked()
 	s.faults = cfg.Faults
+	s.faults.HoldInFlight = s.faults.HoldInFlight.clone()
 	s.faults.anchor(cfg.Now())
 	return s, nil
 }
@@ -138,9 +141,12 @@ func (s *Sandbox) resetLocked() {
 	s.tokens = map[string]*issuedToken{}
 	s.charges = nil
 	s.byID = map[string]*Charge{}
-	s.byTxnID = map[string]*Charge{}
-	s.followUps = map[string]*followUp{}
-	s.usedTxnIDs = map[string]bool{}
+	s.byNetworkID = map[string]*Charge{}
+	s.byTxnID = map[txnKey]*Charge{}
+	s.followUps = nil
+	s.fuByTxnID = map[txnKey]*FollowUp{}
+	s.usedTxnIDs = map[txnKey]bool{}
+	s.inFlight = map[txnKey]*InFlightPayment{}
 	s.tms = map[string]storedCard{}
 	s.tokenReqs = nil
 	s.callbacks = map[string]*CallbackRecord{}
@@ -148,6 +154,8 @@ func (s *Sandbox) resetLocked() {
 	s.cbRejected = 0
 	s.handshakes = 0
 	s.timeoutRevs = nil
+	s.duplicates = nil
+	s.cross = nil
 }
 
 // CACertPEM is the sandbox CA certificate: trust it to reach the CyberSource
@@ -173,6 +181,7 @@ func (s *Sandbox) SetFaults(f Faults) error {
 		return err
 	}
 	f.anchor(s.cfg.Now())
+	f.HoldInFlight = f.HoldInFlight.clone()
 	s.mu.Lock()
 	s.faults = f
 	s.mu.Unlock()
@@ -183,7 +192,9 @@ func (s *Sandbox) SetFaults(f Faults) error {
 func (s *Sandbox) Faults() Faults {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.faults
+	f := s.faults
+	f.HoldInFlight = f.HoldInFlight.clone()
+	return f
 }
 
 // RevokeTokens revokes every token issued for an integrator and merchant,
@@ -205,19 +216,35 @@ func (s *Sandbox) RevokeTokens(integrator, merchant string) int {
 func (s *Sandbox) Ledger() Ledger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.cfg.Now()
 	l := Ledger{
 		Charges:           make([]Charge, 0, len(s.charges)),
+		FollowUps:         make([]FollowUp, 0, len(s.followUps)),
 		TokenRequests:     make([]TokenRequest, 0, len(s.tokenReqs)),
 		Callbacks:         make([]CallbackRecord, 0, len(s.cbOrder)),
-		TimeoutReversals:  append([]TimeoutReversal(nil), s.timeoutRevs...),
+		TimeoutReversals:  append([]TimeoutReversal{}, s.timeoutRevs...),
+		DuplicateRequests: append([]DuplicateRequest{}, s.duplicates...),
+		CrossMerchant:     append([]CrossMerchantRequest{}, s.cross...),
+		InFlight:          make([]InFlightPayment, 0, len(s.inFlight)),
 		CallbacksRejected: s.cbRejected,
 		TLSHandshakes:     s.handshakes,
 	}
 	for _, c := range s.charges {
+		s.settledLocked(c, now)
 		cc := *c
 		cc.Refunds = append([]string(nil), c.Refunds...)
 		l.Charges = append(l.Charges, cc)
 	}
+	for _, f := range s.followUps {
+		s.followUpSettledLocked(f, now)
+		ff := *f
+		ff.charge = nil
+		l.FollowUps = append(l.FollowUps, ff)
+	}
+	for _, f := range s.inFlight {
+		l.InFlight = append(l.InFlight, *f)
+	}
+	slices.SortFunc(l.InFlight, func(a, b InFlightPayment) int { return a.Since.Compare(b.Since) })
 	for _, r := range s.tokenReqs {
 		l.TokenRequests = append(l.TokenRequests, *r)
 	}

@@ -561,6 +561,11 @@ func TestCallbackChecksLedger(t *testing.T) {
 	if l.CallbackCount(id) != 2 || l.CallbacksRejected != 7 {
 		t.Fatalf("callbacks %+v rejected %d", l.Callbacks, l.CallbacksRejected)
 	}
+	// The callback naming another merchant is flagged.
+	if len(l.CrossMerchant) != 1 || l.CrossMerchant[0].Endpoint != "callback" || l.CrossMerchant[0].MerchantID != "other" ||
+		l.CrossMerchant[0].OwnerMerchantID != "ttc_ttusas_m" || l.CrossMerchant[0].PaymentID != id {
+		t.Fatalf("cross-merchant %+v", l.CrossMerchant)
+	}
 }
 
 func TestFaultsAdmin(t *testing.T) {

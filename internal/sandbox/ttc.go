@@ -161,6 +161,9 @@ func (s *Sandbox) handleCallback(w http.ResponseWriter, r *http.Request) {
 	case c.authorized != amount:
 		why = "amount does not match the authorized amount"
 	}
+	if found && c.MerchantID != fields["merchantId"] {
+		s.crossLocked("callback", fields["merchantId"], c.MerchantID, c.ID, "", s.cfg.Now())
+	}
 	if why != "" {
 		s.cbRejected++
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid payload: " + why})
@@ -207,7 +210,7 @@ func (s *Sandbox) handleFaults(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r)
 	var f Faults
 	if err == nil {
-		err = json.Unmarshal(body, &f)
+		f, err = ParseFaults(body)
 	}
 	if err == nil {
 		err = s.SetFaults(f)

@@ -1,6 +1,7 @@
-// Package streams holds the JetStream contract: subject and stream names,
-// consumer names and header names, in one place, and creates or updates the
-// streams at start-up.
+// Package streams holds the JetStream contract: subject and stream names
+// and consumer names, in one place (dead-letter headers are in package
+// deadletter), and creates the streams at start-up (Ensure) or brings them
+// to a configuration on an operator's request (Update).
 package streams
 
 import (
@@ -17,11 +18,12 @@ import (
 
 // Subjects. <m> is the merchantId.
 const (
-	IntentsPrefix      = "payments.intents."       // payments.intents.<m>
-	ResultsPrefix      = "payments.results."       // payments.results.<m>
-	CallbacksPrefix    = "payments.callbacks."     // payments.callbacks.<m>
-	DLQIntentsPrefix   = "payments.dlq.intents."   // payments.dlq.intents.<m>
-	DLQCallbacksPrefix = "payments.dlq.callbacks." // payments.dlq.callbacks.<m>
+	IntentsPrefix      = "payments.intents."      // payments.intents.<m>
+	ResultsPrefix      = "payments.results."      // payments.results.<m>
+	CallbacksPrefix    = "payments.callbacks."    // payments.callbacks.<m>
+	DLQPrefix          = "payments.dlq."          // payments.dlq.<kind>.<m>
+	DLQIntentsPrefix   = DLQPrefix + "intents."   // payments.dlq.intents.<m>
+	DLQCallbacksPrefix = DLQPrefix + "callbacks." // payments.dlq.callbacks.<m>
 )
 
 // Stream names.
@@ -38,17 +40,10 @@ const (
 	ConsumerCallbacks = "callbacks"
 )
 
-// Header names on dead letters (besides the standard Nats-Msg-Id).
-const (
-	HeaderDLQClass    = "Payflow-Dlq-Class"
-	HeaderDLQReason   = "Payflow-Dlq-Reason"
-	HeaderDLQSubject  = "Payflow-Dlq-Original-Subject"
-	HeaderDLQAttempts = "Payflow-Dlq-Attempts"
-	HeaderDLQTime     = "Payflow-Dlq-Time"
-	HeaderDLQKind     = "Payflow-Dlq-Kind"
-	HeaderIntentID    = "Payflow-Intent-Id"
-	HeaderMerchantID  = "Payflow-Merchant-Id"
-)
+// Unroutable is the merchant token dead letters go to when an intent's
+// subject names no valid merchant (a wildcard literal, say). It cannot be a
+// merchantId, so it never collides with one.
+const Unroutable = "!unroutable"
 
 // Intents returns the intents subject of a merchant.
 func Intents(merchantID string) string { return IntentsPrefix + merchantID }
@@ -81,6 +76,24 @@ type Config struct {
 	ResultsMaxAge time.Duration
 	// DLQMaxAge defaults to 30 days.
 	DLQMaxAge time.Duration
+
+	// Mismatch, when set, is told by Ensure about each setting of an
+	// existing stream that differs from this configuration (Ensure leaves
+	// the stream as it is).
+	Mismatch func(Mismatch)
+}
+
+// Mismatch is a setting of an existing stream that differs from the
+// configuration a process asked for.
+type Mismatch struct {
+	Stream  string
+	Setting string // the JetStream name of the setting, e.g. max_msgs
+	Have    string // what the stream has (and keeps)
+	Want    string // what this process's configuration asks for
+}
+
+func (m Mismatch) String() string {
+	return fmt.Sprintf("stream %s: %s is %s, this configuration asks for %s", m.Stream, m.Setting, m.Have, m.Want)
 }
 
 // Defaults.
@@ -122,28 +135,46 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			Duplicates: c.DuplicateWindow, MaxAge: c.ResultsMaxAge,
 		},
 		{
-			Name: StreamDLQ, Subjects: []string{"payments.dlq.>"},
+			Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"},
 			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: c.Replicas,
 			Duplicates: c.DuplicateWindow, MaxAge: c.DLQMaxAge,
 		},
 	}
 }
 
-// Ensure creates the streams, or updates them to this configuration. It is
-// idempotent and safe for many pods at once: in a cluster, concurrent
-// create requests from several pods can go unanswered, so each attempt has
-// a short timeout, and after a failed attempt a stream that now exists with
-// this configuration's subjects counts as created.
+// Ensure creates the streams that are missing. A stream that exists keeps
+// its settings, whatever this configuration asks: the streams are shared by
+// every pod, and a pod started with other limits (a different
+// MAX_QUEUED_INTENTS, say) must not rewrite them, or the last pod started
+// would win. Each setting that differs is reported to c.Mismatch. Changing
+// the settings of existing streams is an operator's act: Update, or
+// `nats stream edit`.
+//
+// Ensure is idempotent and safe for many pods at once: in a cluster,
+// concurrent create requests from several pods can go unanswered, so each
+// attempt has a short timeout, and after a failed attempt a stream that now
+// exists counts as created.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	return ensure(ctx, js, c, false)
+}
+
+// Update creates the streams that are missing and brings the existing ones
+// to this configuration: the explicit operator path for changing limits.
+// JetStream refuses some changes (retention, storage); the error says which.
+func Update(ctx context.Context, js jetstream.JetStream, c Config) error {
+	return ensure(ctx, js, c, true)
+}
+
+func ensure(ctx context.Context, js jetstream.JetStream, c Config, update bool) error {
 	for _, sc := range c.Configs() {
-		if err := ensureOne(ctx, js, sc); err != nil {
+		if err := ensureOne(ctx, js, sc, update, c.Mismatch); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
 }
 
-func ensureOne(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+func ensureOne(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, update bool, report func(Mismatch)) error {
 	wait := 100 * time.Millisecond
 	for {
 		// Look first: a pod starting next to running ones changes nothing.
@@ -151,12 +182,22 @@ func ensureOne(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamC
 		s, err := js.Stream(ictx, sc.Name)
 		cancel()
 		switch {
-		case err == nil && sameConfig(s.CachedInfo().Config, sc):
+		case err == nil && !update:
+			if report != nil {
+				for _, m := range mismatches(s.CachedInfo().Config, sc) {
+					report(m)
+				}
+			}
+			return nil
+		case err == nil && len(mismatches(s.CachedInfo().Config, sc)) == 0:
 			return nil
 		case err == nil:
 			actx, cancel := context.WithTimeout(ctx, time.Second)
 			_, err = js.UpdateStream(actx, sc)
 			cancel()
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				continue
+			}
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			// Concurrent creates from several pods can go unanswered on a
 			// cluster: keep the attempt short; the next lookup finds a
@@ -177,11 +218,33 @@ func ensureOne(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamC
 	}
 }
 
-// sameConfig compares the settings this package manages.
-func sameConfig(have, want jetstream.StreamConfig) bool {
-	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
-		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates && have.MaxMsgSize == want.MaxMsgSize &&
-		have.MaxMsgs == want.MaxMsgs && have.MaxAge == want.MaxAge && have.Discard == want.Discard && have.Storage == want.Storage
+// mismatches lists the settings this package manages that differ.
+func mismatches(have, want jetstream.StreamConfig) []Mismatch {
+	var out []Mismatch
+	add := func(setting string, differ bool, h, w any) {
+		if differ {
+			out = append(out, Mismatch{Stream: want.Name, Setting: setting, Have: fmt.Sprint(h), Want: fmt.Sprint(w)})
+		}
+	}
+	add("subjects", !slices.Equal(have.Subjects, want.Subjects), have.Subjects, want.Subjects)
+	add("retention", have.Retention != want.Retention, have.Retention, want.Retention)
+	add("storage", have.Storage != want.Storage, have.Storage, want.Storage)
+	add("num_replicas", have.Replicas != want.Replicas, have.Replicas, want.Replicas)
+	add("duplicate_window", have.Duplicates != want.Duplicates, have.Duplicates, want.Duplicates)
+	add("max_msg_size", unlimited(int64(have.MaxMsgSize)) != unlimited(int64(want.MaxMsgSize)), unlimited(int64(have.MaxMsgSize)), unlimited(int64(want.MaxMsgSize)))
+	add("max_msgs", unlimited(have.MaxMsgs) != unlimited(want.MaxMsgs), unlimited(have.MaxMsgs), unlimited(want.MaxMsgs))
+	add("max_age", have.MaxAge != want.MaxAge, have.MaxAge, want.MaxAge)
+	add("discard", have.Discard != want.Discard, have.Discard, want.Discard)
+	return out
+}
+
+// unlimited maps JetStream's two spellings of "no limit" (0 in a request,
+// -1 in what the server stores) to -1.
+func unlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // ConsumerConfig is the durable pull consumer of a role. AckWait is kept

@@ -2,6 +2,7 @@ package streams_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,5 +43,60 @@ func TestEnsureConcurrentlyOnCluster(t *testing.T) {
 		if err != nil || st.CachedInfo().Config.Replicas != 3 {
 			t.Fatalf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestEnsureKeepsExistingSettings: a pod started with other limits (here
+// MAX_QUEUED_INTENTS) does not rewrite the shared streams: the settings of
+// the first stay, each difference is reported, and only Update (the
+// operator's path) changes them.
+func TestEnsureKeepsExistingSettings(t *testing.T) {
+	n := harness.StartNATS(t)
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	maxMsgs := func(name string) int64 {
+		t.Helper()
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.MaxMsgs
+	}
+	var first []streams.Mismatch
+	if err := streams.Ensure(ctx, js, streams.Config{MaxIntents: 100, Mismatch: func(m streams.Mismatch) { first = append(first, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 0 {
+		t.Fatalf("creating the streams reported %v", first)
+	}
+	var got []streams.Mismatch
+	if err := streams.Ensure(ctx, js, streams.Config{MaxIntents: 200, Mismatch: func(m streams.Mismatch) { got = append(got, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	if n := maxMsgs(streams.StreamIntents); n != 100 {
+		t.Fatalf("%s MaxMsgs %d after a second pod's Ensure, want the first's 100", streams.StreamIntents, n)
+	}
+	want := []streams.Mismatch{
+		{Stream: streams.StreamIntents, Setting: "max_msgs", Have: "100", Want: "200"},
+		{Stream: streams.StreamCallbacks, Setting: "max_msgs", Have: "100", Want: "200"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mismatches %v, want %v", got, want)
+	}
+	if err := streams.Update(ctx, js, streams.Config{MaxIntents: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if n := maxMsgs(streams.StreamIntents); n != 200 {
+		t.Fatalf("%s MaxMsgs %d after Update, want 200", streams.StreamIntents, n)
+	}
+	got = nil
+	if err := streams.Ensure(ctx, js, streams.Config{MaxIntents: 200, Mismatch: func(m streams.Mismatch) { got = append(got, m) }}); err != nil || len(got) != 0 {
+		t.Fatalf("after Update: %v, mismatches %v", err, got)
 	}
 }

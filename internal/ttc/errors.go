@@ -5,6 +5,11 @@ import (
 	"fmt"
 )
 
+// ErrRedirect is carried by the *Error of a call answered with a 3xx: the
+// client never follows a redirect, which would send the x-api-key wherever
+// the Location points.
+var ErrRedirect = errors.New("redirect refused")
+
 // Kind classifies a failed call to TTC.
 type Kind int
 
@@ -21,7 +26,9 @@ const (
 	KindNoRefreshToken
 	// KindNoAPIKey: this deployment has no API key for the integrator.
 	KindNoAPIKey
-	// KindBadResponse: a 200 whose body is not a usable token. Transient.
+	// KindBadResponse: an answer that is not usable: a 200 whose body is not
+	// a usable token, or a redirect (never followed; Err is ErrRedirect).
+	// Transient.
 	KindBadResponse
 	// KindUnexpected: any other status.
 	KindUnexpected

@@ -15,10 +15,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/ttcpay/payflow/internal/redact"
 )
 
 // Base URLs of the two environments the integration guide names.
@@ -50,7 +55,8 @@ type Config struct {
 	APIKeys map[string]string
 	// Timeout bounds one call. Defaults to TimeoutDefault.
 	Timeout time.Duration
-	// HTTPClient overrides the transport (tests). Its Timeout is not used.
+	// HTTPClient overrides the transport (tests). Its Timeout is not used,
+	// and its CheckRedirect is replaced: a redirect is never followed.
 	HTTPClient *http.Client
 	// Trace, when set, writes the trace context (traceparent) into each
 	// request's headers.
@@ -72,9 +78,8 @@ type Client struct {
 
 // New validates the configuration and builds a client.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("ttc: base URL %q is not an http(s) URL", cfg.BaseURL)
+	if err := CheckBaseURL(cfg.BaseURL); err != nil {
+		return nil, fmt.Errorf("ttc: %w", err)
 	}
 	if len(cfg.APIKeys) == 0 {
 		return nil, errors.New("ttc: no API key configured for any integrator")
@@ -83,24 +88,52 @@ func New(cfg Config) (*Client, error) {
 		if name == "" || k == "" {
 			return nil, fmt.Errorf("ttc: integrator %q has an empty name or API key", name)
 		}
+		if strings.IndexFunc(name+k, unicode.IsControl) >= 0 {
+			return nil, fmt.Errorf("ttc: the name or API key of integrator %q holds a control character", name)
+		}
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient // a copy: the caller's client keeps its own redirect policy
+	} else {
+		hc.Transport = &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
-		}}
+		}
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{
 		base:    strings.TrimRight(cfg.BaseURL, "/"),
 		keys:    cfg.APIKeys,
 		timeout: cmp.Or(cfg.Timeout, TimeoutDefault),
-		http:    hc,
+		http:    &hc,
 		trace:   cfg.Trace,
 	}, nil
+}
+
+// CheckBaseURL accepts an https URL, or a plain http one on a loopback host
+// (127.0.0.0/8, ::1, localhost: a local sandbox). Anywhere else plain http
+// would send the API key and receive the mTLS private key in clear.
+func CheckBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("base URL %s is not an https URL", redact.URL(raw))
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Errorf("base URL %s is plain http on a host that is not loopback: use https (http only for a sandbox on 127.0.0.1, ::1 or localhost)", redact.URL(raw))
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Integrators lists the integrators that have an API key.
@@ -154,9 +187,9 @@ func (c *Client) Token(ctx context.Context, integrator, merchantID string) (*Tok
 	}
 	body, _ := json.Marshal(map[string]string{"merchantId": merchantID})
 	sent := time.Now()
-	status, b, err := c.post(ctx, "/cybersource/token/"+url.PathEscape(integrator), key, body)
+	status, b, err := c.post(ctx, op, "/cybersource/token/"+url.PathEscape(integrator), key, body)
 	if err != nil {
-		return nil, &Error{Op: op, Kind: KindTransient, Err: err}
+		return nil, err
 	}
 	if status != http.StatusOK {
 		return nil, statusError(op, status, b)
@@ -169,9 +202,9 @@ func (c *Client) Token(ctx context.Context, integrator, merchantID string) (*Tok
 	case tr.AccessToken == "":
 		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: "token response has no access_token"}
 	case !strings.EqualFold(tr.TokenType, "Bearer"):
-		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: fmt.Sprintf("token_type %.20q is not Bearer", tr.TokenType)}
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: fmt.Sprintf("token_type %q is not Bearer", redact.DigitsN(tr.TokenType, 20))}
 	case tr.ExpiresIn <= 0:
-		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: fmt.Sprintf("expires_in %d is not positive", tr.ExpiresIn)}
+		return nil, &Error{Op: op, Kind: KindBadResponse, Status: status, Message: "expires_in " + redact.Digits(strconv.FormatInt(tr.ExpiresIn, 10)) + " is not positive"}
 	}
 	if _, err := tls.X509KeyPair([]byte(tr.MTLSCert), []byte(tr.MTLSKey)); err != nil {
 		// err from crypto/tls names the problem, never the key material.
@@ -205,9 +238,9 @@ func (c *Client) Callback(ctx context.Context, integrator string, cb Callback) e
 		return &Error{Op: op, Kind: KindNoAPIKey, Message: "no API key configured for integrator " + integrator}
 	}
 	body, _ := json.Marshal(cb)
-	status, b, err := c.post(ctx, "/cybersource/oauth/callback", key, body)
+	status, b, err := c.post(ctx, op, "/cybersource/oauth/callback", key, body)
 	if err != nil {
-		return &Error{Op: op, Kind: KindTransient, Err: err}
+		return err
 	}
 	if status/100 == 2 {
 		return nil
@@ -215,12 +248,15 @@ func (c *Client) Callback(ctx context.Context, integrator string, cb Callback) e
 	return statusError(op, status, b)
 }
 
-func (c *Client) post(ctx context.Context, path, apiKey string, body []byte) (int, []byte, error) {
+// post sends body and returns the status and body of any answer but a 3xx.
+// Its error is an *Error: transient when there was no answer, bad-response
+// for a redirect (never followed).
+func (c *Client) post(ctx context.Context, op, path, apiKey string, body []byte) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, &Error{Op: op, Kind: KindTransient, Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", apiKey)
@@ -229,14 +265,30 @@ func (c *Client) post(ctx context.Context, path, apiKey string, body []byte) (in
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, &Error{Op: op, Kind: KindTransient, Err: err}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return 0, nil, redirectError(op, resp.StatusCode, resp.Header.Get("Location"))
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read response: %w", err)
+		return 0, nil, &Error{Op: op, Kind: KindTransient, Err: fmt.Errorf("read response: %w", err)}
 	}
 	return resp.StatusCode, b, nil
+}
+
+// redirectError: TTC's guide documents no redirect, so a 3xx is a
+// misbehaving or misconfigured endpoint, not a network failure: an answer
+// that is not usable, like a 200 without a usable token. Bad-response is
+// temporary: the same call is retried with backoff (payments: budgeted;
+// callbacks: until CALLBACK_BUDGET) and never sent anywhere else.
+func redirectError(op string, status int, location string) *Error {
+	msg := "answered with a redirect, which is never followed"
+	if u, err := url.Parse(location); err == nil && u.Host != "" {
+		msg += " (to " + redact.DigitsN(u.Host, 100) + ")"
+	}
+	return &Error{Op: op, Kind: KindBadResponse, Status: status, Message: msg, Err: ErrRedirect}
 }
 
 // statusError maps a non-success status to a Kind, per the guide's tables.
@@ -257,20 +309,21 @@ func statusError(op string, status int, body []byte) *Error {
 	return e
 }
 
-// serverMessage takes the "message" of a JSON error body, short and printable.
+// MessageMax caps the message taken from TTC's answer (then "…").
+const MessageMax = 160
+
+// serverMessage takes the "message" of a JSON error body: control
+// characters turned into spaces, digit runs that could be part of a card
+// number hidden, length capped.
 func serverMessage(body []byte) string {
 	var m struct {
 		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(body, &m)
-	s := m.Message
-	if len(s) > 160 {
-		s = s[:160]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
+	return redact.DigitsN(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
 		}
 		return r
-	}, s)
+	}, m.Message), MessageMax)
 }

@@ -2,6 +2,7 @@ package ttc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -148,6 +149,41 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("accepted %+v", cfg)
 		}
 	}
+	keys := map[string]string{"costco": key}
+	// Plain http sends the API key and receives the private key in clear:
+	// only a loopback host (a local sandbox) may use it.
+	for _, u := range []string{
+		"http://ttc.example.com", "http://paymentgateway.travcorpservices.com", "http://10.0.0.1:8081",
+		"http://0.0.0.0:8081", "http://localhost.example.com", "http://127.0.0.1.nip.io", "http://[::2]:1",
+		"http://user:" + key + "@ttc.example.com",
+	} {
+		_, err := ttc.New(ttc.Config{BaseURL: u, APIKeys: keys})
+		if err == nil {
+			t.Errorf("accepted %s", u)
+		} else if strings.Contains(err.Error(), key) {
+			t.Errorf("%s: the error quotes the credentials: %v", u, err)
+		}
+	}
+	for _, u := range []string{
+		"https://ttc.example.com", ttc.UATBaseURL, "http://127.0.0.1:8081", "http://127.3.4.5", "http://localhost:8081",
+		"http://LOCALHOST", "http://[::1]:8081",
+	} {
+		if _, err := ttc.New(ttc.Config{BaseURL: u, APIKeys: keys}); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	// A key or integrator name with a control character (a newline that
+	// joined two lines of a key file) is refused without quoting the key.
+	for _, k := range []map[string]string{
+		{"costco": key + "\nacme=" + key}, {"costco": key + "\r"}, {"costco": "\x7f" + key}, {"cost\tco": key},
+	} {
+		_, err := ttc.New(ttc.Config{BaseURL: "https://x", APIKeys: k})
+		if err == nil {
+			t.Errorf("accepted %q", k)
+		} else if strings.Contains(err.Error(), key) {
+			t.Errorf("the error quotes the key: %v", err)
+		}
+	}
 	for env, want := range map[string]string{"uat": ttc.UATBaseURL, "production": ttc.ProductionBaseURL} {
 		if got, err := ttc.BaseURLFor(env); err != nil || got != want {
 			t.Errorf("%s: %s %v", env, got, err)
@@ -155,5 +191,35 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := ttc.BaseURLFor("prod"); err == nil {
 		t.Error("accepted prod")
+	}
+}
+
+// TestServerMessageRedacted: TTC's message reaches the error with digit
+// runs hidden, control characters dropped and a useful length kept.
+func TestServerMessageRedacted(t *testing.T) {
+	const pan = "4111111111111111"
+	for _, msg := range []string{
+		"No stored refresh token for " + pan,
+		"Bad\nrequest " + pan + strings.Repeat(" x", 200),
+		strings.Repeat("y", 120) + " " + pan,
+	} {
+		body, _ := json.Marshal(map[string]string{"message": msg})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write(body)
+		}))
+		c, _ := ttc.New(ttc.Config{BaseURL: srv.URL, APIKeys: map[string]string{"costco": key}})
+		_, err := c.Token(context.Background(), "costco", "m")
+		srv.Close()
+		var e *ttc.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("got %v", err)
+		}
+		if strings.Contains(err.Error(), "111111") || strings.ContainsAny(e.Message, "\n\r") {
+			t.Errorf("echoed: %q", e.Message)
+		}
+		if len(e.Message) < min(len(msg), 120) || len(e.Message) > 170 {
+			t.Errorf("message of %d bytes: %q", len(e.Message), e.Message)
+		}
 	}
 }

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/ttcpay/payflow/internal/cardcrypt"
+	"github.com/ttcpay/payflow/internal/deadletter"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/sandbox"
-	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/systemtest"
 	"github.com/ttcpay/payflow/internal/worker"
 )
@@ -44,7 +44,7 @@ func TestEncryptedCards(t *testing.T) {
 	if err := os.WriteFile(keys, append(p1, p2...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.Start(e.Vars(map[string]string{"CARD_DECRYPTION_KEYS_FILE": keys, "REQUIRE_ENCRYPTED_CARD": "true"}), worker.Hooks{})
+	e.Start(e.Vars(map[string]string{"CARD_DECRYPTION_KEYS_FILE": keys, "REQUIRE_ENCRYPTED_CARD": "true"}), worker.TestConfig{})
 
 	encrypted := func(id string, pub *rsa.PublicKey, kid string) (*intent.Intent, string) {
 		in := systemtest.NewIntent(id, "4111111111111111", "15.00", true)
@@ -82,11 +82,11 @@ func TestEncryptedCards(t *testing.T) {
 	res := e.Results()
 	dl := map[string][]byte{}
 	for _, m := range e.DeadLetters() {
-		id := m.Headers().Get(streams.HeaderIntentID)
+		id := m.Headers().Get(deadletter.HeaderIntentID)
 		dl[id] = m.Data()
 		w := want[id]
-		if m.Headers().Get(streams.HeaderDLQClass) != w.class || !strings.Contains(m.Headers().Get(streams.HeaderDLQReason), w.reason) {
-			t.Errorf("%s: dead letter %s %q", id, m.Headers().Get(streams.HeaderDLQClass), m.Headers().Get(streams.HeaderDLQReason))
+		if m.Headers().Get(deadletter.HeaderClass) != w.class || !strings.Contains(m.Headers().Get(deadletter.HeaderReason), w.reason) {
+			t.Errorf("%s: dead letter %s %q", id, m.Headers().Get(deadletter.HeaderClass), m.Headers().Get(deadletter.HeaderReason))
 		}
 	}
 	for id, w := range want {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ttcpay/payflow/internal/deadletter"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/sandbox"
 	"github.com/ttcpay/payflow/internal/streams"
@@ -24,8 +25,8 @@ import (
 func TestHappyPathTwoWorkers(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
 	v := e.Vars(nil)
-	e.Start(v, worker.Hooks{})
-	e.Start(v, worker.Hooks{})
+	e.Start(v, worker.TestConfig{})
+	e.Start(v, worker.TestConfig{})
 	const n = 200
 	declined := 0
 	for i := range n {
@@ -72,7 +73,7 @@ func TestHappyPathTwoWorkers(t *testing.T) {
 
 func TestDuplicatePublishChargesOnce(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(map[string]string{"DUPLICATE_WINDOW": "1s"}), worker.Hooks{})
+	e.Start(e.Vars(map[string]string{"DUPLICATE_WINDOW": "1s"}), worker.TestConfig{})
 	in := systemtest.NewIntent("dup-1", "4111111111111111", "12.00", true)
 	e.Publish(in)
 	e.Publish(in) // inside the window: JetStream drops it
@@ -98,7 +99,7 @@ func TestCrashAfterChargeBeforeAck(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
 	var once sync.Once
 	crashed := false
-	e.Start(e.Vars(nil), worker.Hooks{AfterRecord: func(id string) bool {
+	e.Start(e.Vars(nil), worker.TestConfig{AfterRecord: func(id string) bool {
 		hit := false
 		once.Do(func() { hit, crashed = true, true })
 		return hit
@@ -122,7 +123,7 @@ func TestCutConnectionIsReversedThenRecharged(t *testing.T) {
 	for _, capture := range []bool{false, true} {
 		t.Run(fmt.Sprintf("capture=%v", capture), func(t *testing.T) {
 			e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{CutAfterChargeRate: 1}}, false)
-			e.Start(e.Vars(nil), worker.Hooks{})
+			e.Start(e.Vars(nil), worker.TestConfig{})
 			id := fmt.Sprintf("cut-%v", capture)
 			e.Publish(systemtest.NewIntent(id, "4111111111111111", "44.00", capture))
 			e.WaitFor("the cut charge", 10*time.Second, func() bool { return len(e.SB.Ledger().Charges) == 1 })
@@ -150,7 +151,7 @@ func TestCutConnectionIsReversedThenRecharged(t *testing.T) {
 
 func TestCallbacksRetryThenDeliver(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{Errors: map[string]sandbox.ErrorFault{"callback": {Rate: 1, Status: 500}}}}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	for i := range 5 {
 		e.Publish(systemtest.NewIntent(fmt.Sprintf("cb-%d", i), "4111111111111111", "5.00", true))
 	}
@@ -158,6 +159,20 @@ func TestCallbacksRetryThenDeliver(t *testing.T) {
 	time.Sleep(2 * time.Second) // TTC answers 500 meanwhile
 	if n := len(e.SB.Ledger().Callbacks); n != 0 {
 		t.Fatalf("%d callbacks during the outage", n)
+	}
+	// Each retry line names the payment and the delivery (never
+	// "attempt", which is a charge attempt), its age in milliseconds and
+	// when the next delivery is due.
+	retries := logLines(e, "callback failed; retrying")
+	if len(retries) < 5 {
+		t.Fatalf("%d retry lines for 5 failing callbacks", len(retries))
+	}
+	for _, l := range retries {
+		next, err := time.Parse(time.RFC3339, fmt.Sprint(l["nextRetryAt"]))
+		_, age := l["ageMs"].(float64)
+		if l["intentId"] == nil || l["merchantId"] == nil || l["delivery"] == nil || l["attempt"] != nil || !age || err != nil || next.IsZero() {
+			t.Fatalf("retry line without intentId, merchantId, delivery, ageMs or nextRetryAt (or with attempt): %v", l)
+		}
 	}
 	_ = e.SB.SetFaults(sandbox.Faults{})
 	e.WaitFor("callbacks delivered", 30*time.Second, func() bool { return len(e.SB.Ledger().Callbacks) == 5 })
@@ -169,21 +184,21 @@ func TestCallbacksRetryThenDeliver(t *testing.T) {
 
 func TestCallbackRejectedIsDeadLettered(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{Errors: map[string]sandbox.ErrorFault{"callback": {Rate: 1, Status: 400}}}}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("cb400", "4111111111111111", "5.00", true))
 	var dl []jetstream.Msg
 	e.WaitFor("dead letter", 15*time.Second, func() bool { dl = e.DeadLetters(); return len(dl) == 1 })
 	h := dl[0].Headers()
-	if h.Get(streams.HeaderDLQClass) != "rejected" || h.Get(streams.HeaderDLQKind) != "callbacks" ||
-		h.Get(streams.HeaderDLQSubject) != streams.Callbacks("ttc_ttusas_m") || h.Get(streams.HeaderIntentID) != "cb400" ||
-		h.Get(streams.HeaderDLQReason) == "" || dl[0].Subject() != "payments.dlq.callbacks.ttc_ttusas_m" {
+	if h.Get(deadletter.HeaderClass) != "rejected" || h.Get(deadletter.HeaderKind) != "callbacks" ||
+		h.Get(deadletter.HeaderSubject) != streams.Callbacks("ttc_ttusas_m") || h.Get(deadletter.HeaderIntentID) != "cb400" ||
+		h.Get(deadletter.HeaderReason) == "" || dl[0].Subject() != "payments.dlq.callbacks.ttc_ttusas_m" {
 		t.Fatalf("dead letter %s %v", dl[0].Subject(), h)
 	}
 }
 
 func TestInvalidIntentsDeadLettered(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	good := func(id string) *intent.Intent { return systemtest.NewIntent(id, "4111111111111111", "10.00", true) }
 	mutate := func(id string, f func(m map[string]any)) []byte {
 		b, _ := json.Marshal(good(id))
@@ -232,11 +247,19 @@ func TestInvalidIntentsDeadLettered(t *testing.T) {
 	e.WaitFor("results", 30*time.Second, func() bool { return len(e.Results()) == 2*len(bad) })
 	for _, m := range dl {
 		h := m.Headers()
-		id := h.Get(streams.HeaderIntentID)
-		if h.Get(streams.HeaderDLQClass) != "invalid" || h.Get(streams.HeaderDLQReason) == "" || !bytes.Equal(m.Data(), bad[id]) {
-			t.Errorf("%s: class %q reason %q", id, h.Get(streams.HeaderDLQClass), h.Get(streams.HeaderDLQReason))
+		id := h.Get(deadletter.HeaderIntentID)
+		// The original payload, its card data scrubbed (no dead-letter key here).
+		want, _ := deadletter.NewScrubber(nil).Payload(bad[id])
+		if h.Get(deadletter.HeaderClass) != "invalid" || h.Get(deadletter.HeaderReason) == "" || !bytes.Equal(m.Data(), want) {
+			t.Errorf("%s: class %q reason %q", id, h.Get(deadletter.HeaderClass), h.Get(deadletter.HeaderReason))
 		}
-		t.Logf("%-15s %s", id, h.Get(streams.HeaderDLQReason))
+		t.Logf("%-15s %s", id, h.Get(deadletter.HeaderReason))
+	}
+	// Every line about an invalid intent names it, as every payment line does.
+	for _, l := range logLines(e, "invalid intent") {
+		if id, _ := l["intentId"].(string); id == "" || l["delivery"] == nil {
+			t.Errorf("invalid-intent line without intentId or delivery: %v", l)
+		}
 	}
 	res := e.Results()
 	l := e.SB.Ledger()
@@ -259,7 +282,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{
 		"payments": {Fixed: sandbox.Duration(200 * time.Millisecond)}}}}, false)
 	v := e.Vars(map[string]string{"PAYMENTS_CONCURRENCY": "8"})
-	w := e.Start(v, worker.Hooks{})
+	w := e.Start(v, worker.TestConfig{})
 	const n = 120
 	for i := range n {
 		e.Publish(systemtest.NewIntent(fmt.Sprintf("term-%03d", i), "4111111111111111", "7.00", true))
@@ -270,7 +293,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("drain took %v, grace is 5s", took)
 	}
 	t.Logf("drained in %v with %d results", took, len(e.Results()))
-	e.Start(v, worker.Hooks{})
+	e.Start(v, worker.TestConfig{})
 	var res map[string]intent.Result
 	e.WaitFor("all results", 60*time.Second, func() bool { res = e.Results(); return len(res) == n })
 	l := e.SB.Ledger()
@@ -286,7 +309,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 func TestRedisDownUnderLoad(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{
 		"payments": {Fixed: sandbox.Duration(20 * time.Millisecond)}}}}, true)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	const n = 150
 	go func() {
 		for i := range n {
@@ -323,11 +346,11 @@ func TestRedisDownUnderLoad(t *testing.T) {
 
 func TestCyberSource400IsRejected(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("rej-1", "4111111111111111", "4000.00", true))
 	var dl []jetstream.Msg
 	e.WaitFor("dead letter", 15*time.Second, func() bool { dl = e.DeadLetters(); return len(dl) == 1 })
-	if c := dl[0].Headers().Get(streams.HeaderDLQClass); c != "rejected" {
+	if c := dl[0].Headers().Get(deadletter.HeaderClass); c != "rejected" {
 		t.Fatalf("class %q", c)
 	}
 	e.WaitFor("result", 10*time.Second, func() bool { return e.Results()["rej-1"].Status == intent.StatusRejected })
@@ -341,7 +364,7 @@ func TestCyberSource400IsRejected(t *testing.T) {
 
 func TestRevokedTokenRefreshedOnce(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("tok-1", "4111111111111111", "3.00", true))
 	e.WaitFor("first result", 10*time.Second, func() bool { return len(e.Results()) == 1 })
 	e.SB.RevokeTokens("costco", "ttc_ttusas_m") // CyberSource stops accepting the cached token
@@ -368,12 +391,12 @@ func TestTTC404IsConfigAfterBudget(t *testing.T) {
 	t.Cleanup(func() { _ = sb.Close() })
 	e.SB = sb
 	_ = os.WriteFile(e.CAFile, sb.CACertPEM(), 0o600)
-	e.Start(e.Vars(map[string]string{"CONFIG_BUDGET": "2s"}), worker.Hooks{})
+	e.Start(e.Vars(map[string]string{"CONFIG_BUDGET": "2s"}), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("cfg-1", "4111111111111111", "3.00", true))
 	var dl []jetstream.Msg
 	e.WaitFor("dead letter", 20*time.Second, func() bool { dl = e.DeadLetters(); return len(dl) == 1 })
 	h := dl[0].Headers()
-	if h.Get(streams.HeaderDLQClass) != "config" || !strings.Contains(h.Get(streams.HeaderDLQReason), "no-refresh-token") {
+	if h.Get(deadletter.HeaderClass) != "config" || !strings.Contains(h.Get(deadletter.HeaderReason), "no-refresh-token") {
 		t.Fatalf("dead letter %v", h)
 	}
 	if r := e.Results()["cfg-1"]; r.Status != intent.StatusFailed {
@@ -386,7 +409,7 @@ func TestTTC404IsConfigAfterBudget(t *testing.T) {
 
 func TestMetricsExposed(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	w := e.Start(e.Vars(nil), worker.Hooks{})
+	w := e.Start(e.Vars(nil), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("m-1", "4111111111111111", "3.00", true))
 	e.WaitFor("result", 10*time.Second, func() bool { return len(e.Results()) == 1 })
 	resp, err := http.Get("http://" + w.Addr + "/metrics")
@@ -402,4 +425,16 @@ func TestMetricsExposed(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// logLines are the workers' log lines with this message, decoded.
+func logLines(e *systemtest.Env, msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ttcpay/payflow/internal/deadletter"
 	"github.com/ttcpay/payflow/internal/intent"
 	"github.com/ttcpay/payflow/internal/sandbox"
-	"github.com/ttcpay/payflow/internal/streams"
 	"github.com/ttcpay/payflow/internal/systemtest"
 	"github.com/ttcpay/payflow/internal/worker"
 )
@@ -43,7 +43,7 @@ func chargeOf(l sandbox.Ledger, id string) sandbox.Charge {
 
 func TestCardOnFileCITThenMITs(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	cit := systemtest.NewIntent("cof-cit", "4111111111111111", "50.00", true)
 	cit.Tokenize = true
 	cit.Credential = &intent.Credential{Type: intent.CredentialCITStore, Reason: "recurring"}
@@ -89,7 +89,7 @@ func TestSettlementOperations(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
 	var mu sync.Mutex
 	crashed := map[string]bool{}
-	e.Start(e.Vars(nil), worker.Hooks{AfterRecord: func(id string) bool {
+	e.Start(e.Vars(nil), worker.TestConfig{AfterRecord: func(id string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if id == "refund-1" && !crashed[id] {
@@ -184,7 +184,7 @@ func TestSettlementOperations(t *testing.T) {
 	// Every refusal is a dead letter with its reason.
 	rejected := 0
 	for _, m := range e.DeadLetters() {
-		if m.Headers().Get(streams.HeaderDLQClass) == "rejected" {
+		if m.Headers().Get(deadletter.HeaderClass) == "rejected" {
 			rejected++
 		}
 	}
@@ -195,7 +195,7 @@ func TestSettlementOperations(t *testing.T) {
 
 func TestSettlementWaitsForItsPayment(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{Faults: sandbox.Faults{Latency: map[string]sandbox.Latency{"payments": {Fixed: sandbox.Duration(500 * time.Millisecond)}}}}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	// The capture arrives before its payment is settled: it waits for it.
 	e.Publish(op("early-cap", "capture", "late-auth", ""))
 	time.Sleep(200 * time.Millisecond)
@@ -210,7 +210,7 @@ func TestSettlementWaitsForItsPayment(t *testing.T) {
 // each is applied exactly once.
 func TestSettlementUnknownOutcome(t *testing.T) {
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{})
+	e.Start(e.Vars(nil), worker.TestConfig{})
 	e.Publish(systemtest.NewIntent("u-auth", "4111111111111111", "70.00", false))
 	auth := waitResult(e, "u-auth")
 	e.Publish(systemtest.NewIntent("u-sale", "4111111111111111", "50.00", true))

@@ -25,7 +25,7 @@ func TestTraceContextCarried(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tr := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
 	e := systemtest.New(t, sandbox.Config{}, false)
-	e.Start(e.Vars(nil), worker.Hooks{Tracing: tr})
+	e.Start(e.Vars(nil), worker.TestConfig{Tracing: tr})
 
 	ctx, upstream := tr.Start(context.Background(), "upstream")
 	traceID := upstream.SpanContext().TraceID().String()

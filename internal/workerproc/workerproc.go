@@ -22,11 +22,11 @@ func IsChild() bool { return len(os.Args) > 1 && os.Args[1] == childArg }
 
 // RunChild runs the worker of a child process until ctx ends.
 func RunChild(ctx context.Context) error {
-	cfg, err := worker.LoadConfig(os.Getenv)
+	cfg, err := worker.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(ctx, cfg, zerolog.New(os.Stdout).With().Timestamp().Logger(), worker.Hooks{})
+	w, err := worker.New(ctx, cfg, zerolog.New(os.Stdout).With().Timestamp().Logger())
 	if err != nil {
 		return err
 	}

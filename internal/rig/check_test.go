@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"testing"
@@ -21,8 +21,8 @@ func TestEvaluateCatchesViolations(t *testing.T) {
 			}
 	}
 	res, dead, l := good()
-	if r := evaluate(want, res, dead, l); r.violations() != 0 {
-		t.Fatalf("clean run reported %d violations: %v", r.violations(), r.examples)
+	if r := Evaluate(want, res, dead, l); r.Violations() != 0 {
+		t.Fatalf("clean run reported %d violations: %v", r.Violations(), r.Examples)
 	}
 	cases := map[string]func(res map[string]intent.Result, dead map[string]string, l *sandbox.Ledger){
 		"DoubleCharge": func(_ map[string]intent.Result, _ map[string]string, l *sandbox.Ledger) {
@@ -49,7 +49,7 @@ func TestEvaluateCatchesViolations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			res, dead, l := good()
 			spoil(res, dead, &l)
-			if r := evaluate(want, res, dead, l); r.violations() == 0 {
+			if r := Evaluate(want, res, dead, l); r.Violations() == 0 {
 				t.Fatal("not reported")
 			}
 		})

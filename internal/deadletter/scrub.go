@@ -1,0 +1,552 @@
+package deadletter
+
+import (
+	"bytes"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ttcpay/payflow/internal/intent"
+	"github.com/ttcpay/payflow/internal/redact"
+)
+
+// Why a scrubbed letter cannot be replayed (HeaderCardRemoved).
+const (
+	// CardRemovedReason: no dead-letter card key was configured, so only
+	// the card's brand and last four digits were kept.
+	CardRemovedReason = "card removed: republish from upstream"
+	// MaskedReason: the payload was not a valid intent and held a card,
+	// something like a card number or a CVV, which was sealed or masked:
+	// the payload is no longer what upstream sent, and a replay could read
+	// what changed as valid.
+	MaskedReason = "card data masked (not a valid intent): republish from upstream"
+)
+
+// ErrCardRemoved is Replay's refusal of a letter marked HeaderCardRemoved;
+// the error's text is the header's.
+var ErrCardRemoved = errors.New(CardRemovedReason)
+
+type removedError struct{ msg string }
+
+func (e removedError) Error() string        { return e.msg }
+func (e removedError) Is(target error) bool { return target == ErrCardRemoved }
+
+// Sealer encrypts a card to the dead-letter card key
+// (*cardcrypt.Recipient), as an encryptedCard the workers' card keys open.
+type Sealer interface {
+	Encrypt(c intent.Card) (string, error)
+}
+
+// Scrubber makes an intent's payload fit to be kept in the dead-letter
+// stream: a dead letter never holds a plaintext card number or a CVV.
+//
+//   - A payload the intent decoder reads (valid or not) keeps every field as
+//     it is, except its plaintext card: sealed to the dead-letter key as an
+//     encryptedCard without the CVV (a replay is charged with the workers'
+//     CARD_DECRYPTION_KEYS), or, without a key, reduced to
+//     {"number":"****<last four>"} with the letter marked
+//     HeaderCardRemoved (brand and last four), which Replay refuses.
+//   - In a payload that is not a valid intent, every run of 12 or more
+//     digits (see maskRuns) in any name or value is reduced to its last four
+//     digits, and members named like a CVV (securityCode, cvv, cvc, cvn,
+//     csc, in any case or spelling) are dropped; what cannot be parsed (a
+//     truncated payload, text after a syntax error) is masked as raw text
+//     by the same rules. A payload changed so is marked HeaderCardRemoved
+//     (MaskedReason): it is not what upstream sent, and a replay could
+//     read a masked field as valid.
+//
+// A valid intent's other fields are kept byte for byte, so that a replay
+// reads the same intent (same fingerprint). A nil *Scrubber has no key.
+type Scrubber struct {
+	seal Sealer
+	now  func() time.Time
+}
+
+// NewScrubber returns a scrubber that seals cards with seal (nil: no
+// dead-letter key; cards are removed).
+func NewScrubber(seal Sealer) *Scrubber { return &Scrubber{seal: seal, now: time.Now} }
+
+// Letter returns l with its payload scrubbed (letters of intents; a
+// callback job carries no card) and, when its card was removed, marked so.
+func (s *Scrubber) Letter(l Letter) Letter {
+	if l.Kind != KindIntents {
+		return l
+	}
+	data, removed := s.Payload(l.Data)
+	l.Data = data
+	if removed != "" {
+		l.CardRemoved = removed
+	}
+	return l
+}
+
+// Payload scrubs an intent payload. removed, when not empty, is the
+// HeaderCardRemoved value: the card was removed, not sealed.
+func (s *Scrubber) Payload(data []byte) (out []byte, removed string) {
+	var seal Sealer
+	now := time.Now
+	if s != nil {
+		seal, now = s.seal, s.now
+	}
+	w := &walker{data: data, seal: seal}
+	_, err := intent.Decode(data, now())
+	var ve *intent.ValidationError
+	switch {
+	case err == nil:
+		w.cardOnly = true // a valid intent: only its card changes
+	case errors.As(err, &ve) && !readable(ve):
+		w.noCard = true // not read as an intent: nothing is "the card"
+	}
+	out = w.run()
+	if w.removed == "" && w.masked {
+		return out, MaskedReason
+	}
+	return out, w.removed
+}
+
+// readable: the intent decoder read the JSON; only validation failed.
+func readable(ve *intent.ValidationError) bool {
+	for _, p := range ve.Problems {
+		if p.Field == "intent" { // size, syntax, names, UTF-8
+			return false
+		}
+	}
+	return true
+}
+
+// MaskedPayload returns a stored payload for display (`dlq show`): every
+// name and value masked as Scrubber masks a payload that is not a valid
+// intent, except that a CVV shows as "***" and a card number field
+// (number, cardNumber, pan) keeps only its last four digits whatever its
+// length; an encryptedCard stays as it is. Valid JSON is indented.
+func MaskedPayload(data []byte) string {
+	w := &walker{data: data, noCard: true, display: true}
+	out := w.run()
+	v := jsontext.Value(bytes.Clone(out))
+	if err := v.Indent(jsontext.AllowDuplicateNames(true), jsontext.WithIndent("  ")); err == nil {
+		return string(v)
+	}
+	return string(out)
+}
+
+// walker rewrites a JSON payload token by token, copying what it does not
+// change byte for byte.
+type walker struct {
+	data []byte
+	seal Sealer
+	// cardOnly: change nothing but the top-level card. noCard: no
+	// top-level card handling (the payload is not an intent). display:
+	// mask a CVV as "***" instead of dropping it.
+	cardOnly, noCard, display bool
+
+	out     []byte
+	last    int // data[:last] is in out
+	removed string
+	masked  bool // a name or value was masked, or a CVV dropped
+}
+
+type frame struct {
+	obj  bool
+	name string // the current member's name (objects), the array's own name (arrays)
+	n    int    // names and values read (objects), values (arrays)
+}
+
+func (w *walker) run() []byte {
+	dec := jsontext.NewDecoder(bytes.NewReader(w.data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var stack []frame
+	good := 0          // data[:good] was read as JSON
+	dropComma := false // the next member's leading comma goes (its predecessor was dropped)
+	if k := dec.PeekKind(); k != '{' && k != '[' {
+		// Not JSON, or a bare value: raw text. ("4111 1111 1111 1111" would
+		// read as four numbers.)
+		return w.finish(0)
+	}
+loop:
+	for {
+		before := int(dec.InputOffset())
+		kind := dec.PeekKind()
+		if kind == 0 {
+			break // an error: the rest is raw text
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		isName := top != nil && top.obj && top.n%2 == 0 && kind == '"'
+		start := before + skipSeparators(w.data[before:])
+		if dropComma {
+			if kind != '}' {
+				w.copyTo(before)
+				if i := bytes.IndexByte(w.data[before:start], ','); i >= 0 {
+					w.last = before + i + 1
+				}
+			}
+			dropComma = false
+		}
+
+		if isName {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				break loop
+			}
+			name := tok.String()
+			nameEnd := int(dec.InputOffset())
+			top.name = name
+			switch {
+			case !w.noCard && len(stack) == 1 && name == "card" && dec.PeekKind() == '{':
+				val, err := dec.ReadValue()
+				if err != nil {
+					break loop
+				}
+				if member, ok := w.card(val); ok {
+					w.copyTo(start)
+					w.out = append(w.out, member...)
+					w.last = int(dec.InputOffset())
+				} else if !w.cardOnly {
+					w.copyTo(start)
+					w.out = append(w.out, w.data[start:int(dec.InputOffset())-len(val)]...)
+					w.out = append(w.out, (&walker{data: val, noCard: true, display: w.display}).run()...)
+					w.last = int(dec.InputOffset())
+				}
+				top.n += 2
+				good = int(dec.InputOffset())
+				continue
+			case !w.cardOnly && isCVVName(name):
+				if _, err := dec.ReadValue(); err != nil {
+					break loop
+				}
+				end := int(dec.InputOffset())
+				if w.display {
+					w.copyTo(nameEnd + skipSeparators(w.data[nameEnd:end]))
+					w.out = append(w.out, `"***"`...)
+				} else if top.n > 0 {
+					// Drop ,"name":value after the previous member.
+					w.copyTo(before)
+					if i := bytes.IndexByte(w.data[before:start], ','); i >= 0 {
+						w.out = append(w.out, w.data[before:before+i]...)
+					}
+				} else {
+					w.copyTo(before)
+					dropComma = true
+				}
+				w.last = end
+				w.masked = true
+				top.n += 2
+				good = end
+				continue
+			case !w.cardOnly:
+				if masked, changed := maskRuns(name, false); changed || hasRun(w.data[start:nameEnd]) {
+					w.replace(start, nameEnd, quote(masked))
+				}
+			}
+			top.n++
+			good = int(dec.InputOffset())
+			continue
+		}
+
+		tok, err := dec.ReadToken()
+		if err != nil {
+			break loop
+		}
+		end := int(dec.InputOffset())
+		switch kind {
+		case '{', '[':
+			name := ""
+			if top != nil {
+				name = top.name
+			}
+			stack = append(stack, frame{obj: kind == '{', name: name})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				stack[len(stack)-1].n++
+			} else {
+				good = end
+				break loop // one value; anything after it is raw text
+			}
+		default:
+			name := ""
+			if top != nil {
+				name = top.name
+				top.n++
+			}
+			if !w.cardOnly {
+				w.maskLeaf(name, kind, tok, start, end)
+			}
+		}
+		good = end
+	}
+	return w.finish(good)
+}
+
+// finish copies what is left up to good and masks data[good:] as raw text.
+func (w *walker) finish(good int) []byte {
+	w.copyTo(good)
+	if good < len(w.data) {
+		tail := w.data[good:]
+		if w.cardOnly {
+			w.out = append(w.out, tail...) // a valid intent has no tail
+		} else {
+			masked := maskRaw(tail, w.display)
+			w.masked = w.masked || !bytes.Equal(masked, tail)
+			w.out = append(w.out, masked...)
+			// A run can straddle the last token read and the tail
+			// ("0" then "000000 00000"): mask the whole text once more.
+			if out := maskDigitText(w.out); !bytes.Equal(out, w.out) {
+				w.out, w.masked = out, true
+			}
+		}
+	}
+	return w.out
+}
+
+// maskLeaf masks a string or number value under name.
+func (w *walker) maskLeaf(name string, kind jsontext.Kind, tok jsontext.Token, start, end int) {
+	var s string
+	switch kind {
+	case '"':
+		s = tok.String()
+	case '0':
+		s = string(w.data[start:end])
+	default:
+		return
+	}
+	if isPANName(name) {
+		if d := digitsOf(s); len(d) > 4 {
+			w.replace(start, end, quote("****"+d[len(d)-4:]))
+			return
+		}
+	}
+	if masked, changed := maskRuns(s, false); changed || hasRun(w.data[start:end]) {
+		w.replace(start, end, quote(masked))
+	}
+}
+
+// hasRun: raw text that reads as a run of digits (escapes spelled out, as
+// a person reads the stored text: "\u003000000000" shows 12 digits).
+func hasRun(raw []byte) bool {
+	_, changed := maskRuns(string(raw), true)
+	if !changed {
+		_, changed = maskRuns(string(raw), false)
+	}
+	return changed
+}
+
+// card rewrites the top-level card member of an intent: sealed (with no
+// CVV) or reduced to its last four digits. ok is false when val is not a
+// card the decoder reads.
+func (w *walker) card(val []byte) (member []byte, ok bool) {
+	c, err := intent.DecodeCard(val)
+	if err != nil {
+		return nil, false
+	}
+	if c.Number == "" {
+		return nil, false // nothing to seal; a CVV goes as any other
+	}
+	c.SecurityCode = "" // never kept, sealed or not
+	if !w.cardOnly {
+		// Not a valid intent: sealing the card (without its CVV) could
+		// make one of it, which a replay would charge.
+		w.masked = true
+	}
+	if w.seal != nil {
+		if jwe, err := w.seal.Encrypt(*c); err == nil {
+			return append([]byte(`"encryptedCard":`), quote(jwe)...), true
+		}
+	}
+	d := digitsOf(c.Number)
+	last4 := d
+	if len(d) > 4 {
+		last4 = d[len(d)-4:]
+	}
+	brand := brandNames[intent.CardType(d)]
+	if brand == "" {
+		brand = "unknown brand"
+	}
+	w.removed = CardRemovedReason + " (" + brand + " ****" + last4 + ")"
+	return append(append([]byte(`"card":{"number":`), quote("****"+last4)...), '}'), true
+}
+
+var brandNames = map[string]string{
+	intent.CardTypeVisa: "visa", intent.CardTypeMastercard: "mastercard", intent.CardTypeAmex: "amex",
+	intent.CardTypeDiscover: "discover", intent.CardTypeDiners: "diners", intent.CardTypeJCB: "jcb", intent.CardTypeMaestro: "maestro",
+}
+
+func (w *walker) copyTo(i int) {
+	if i > w.last {
+		w.out = append(w.out, w.data[w.last:i]...)
+		w.last = i
+	}
+}
+
+func (w *walker) replace(start, end int, with []byte) {
+	w.masked = true
+	w.copyTo(start)
+	w.out = append(w.out, with...)
+	w.last = end
+}
+
+func skipSeparators(b []byte) int {
+	i := 0
+	for i < len(b) && strings.IndexByte(" \t\r\n,:", b[i]) >= 0 {
+		i++
+	}
+	return i
+}
+
+func quote(s string) []byte {
+	b, _ := jsontext.AppendQuote(nil, s) // invalid UTF-8 becomes U+FFFD
+	return b
+}
+
+func digitsOf(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// MinRun is the shortest run of digits masked: card numbers have 12 to 19
+// digits, and a longer run may hold one (a number with its CVV or expiry
+// run on).
+const MinRun = 12
+
+// maskRuns replaces every run of MinRun or more digits with "****" and the
+// run's last four digits. A run may be broken by single spaces or dashes
+// ("4111 1111 1111 1111"); with escapes (raw JSON text), a JSON escape of a
+// digit (\u0034) counts as a digit.
+func maskRuns(s string, escapes bool) (string, bool) {
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(s); {
+		d, n := digitAt(s, i, escapes)
+		if n == 0 {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		digits := []byte{d}
+		j := i + n
+		end := j
+		for j < len(s) {
+			if d, n := digitAt(s, j, escapes); n > 0 {
+				digits = append(digits, d)
+				j += n
+				end = j
+				continue
+			}
+			if redact.Separator(s[j]) {
+				if _, n := digitAt(s, j+1, escapes); n > 0 {
+					j++
+					continue
+				}
+			}
+			break
+		}
+		if len(digits) >= MinRun {
+			b.WriteString("****")
+			b.Write(digits[len(digits)-4:])
+			changed = true
+		} else {
+			b.WriteString(s[i:end])
+		}
+		i = end
+	}
+	return b.String(), changed
+}
+
+func digitAt(s string, i int, escapes bool) (byte, int) {
+	if i >= len(s) {
+		return 0, 0
+	}
+	if c := s[i]; c >= '0' && c <= '9' {
+		return c, 1
+	}
+	if escapes && i+6 <= len(s) && s[i] == '\\' && (s[i+1] == 'u' || s[i+1] == 'U') && s[i+2:i+5] == "003" && s[i+5] >= '0' && s[i+5] <= '9' {
+		return s[i+5], 6
+	}
+	return 0, 0
+}
+
+// cvvMember matches, in raw text, a member named like a CVV and its value
+// (a string, possibly cut short, or a bare token).
+var cvvMember = regexp.MustCompile(`(?i)("[^"\\]{0,40}(?:security.?code|cvv|cvc|cvn|csc)[^"\\]{0,40}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)`)
+
+// maskRaw masks text that is not (or no longer) JSON: CVV members dropped
+// (display: their values shown as "***") and digit runs masked.
+func maskRaw(b []byte, display bool) []byte {
+	repl := []byte("")
+	if display {
+		repl = []byte(`${1}"***"`)
+	}
+	b = maskDigitText(cvvMember.ReplaceAll(b, repl))
+	// A CVV after a word rather than a JSON name ("cvv 737"): hide short
+	// digit runs that follow one.
+	return cvvWord.ReplaceAll(b, []byte("${1}***"))
+}
+
+// maskDigitText masks digit runs in raw text, reading JSON escapes of
+// digits as digits, and then their spelled-out digits too
+// ("\u003000000000" shows a reader twelve).
+func maskDigitText(b []byte) []byte {
+	s, _ := maskRuns(string(b), true)
+	s, _ = maskRuns(s, false)
+	return []byte(s)
+}
+
+var cvvWord = regexp.MustCompile(`(?i)((?:security.?code|cvv2?|cvc2?|cvn|csc)\W{0,3})\d{3,4}\b`)
+
+// isCVVName: a member name that holds a card security code, whatever its
+// case or spelling (securityCode, SECURITY_CODE, ſecurityCode, cvv, CVV2,
+// cvc, cvn, csc, cid).
+func isCVVName(name string) bool {
+	f := fold(name)
+	if strings.Contains(f, "securitycode") || strings.Contains(f, "cvv") || strings.Contains(f, "cvc") || strings.Contains(f, "cvn") {
+		return true
+	}
+	switch f {
+	case "csc", "cid", "cvd", "cav2":
+		return true
+	}
+	return false
+}
+
+// isPANName: a member name that holds a card number.
+func isPANName(name string) bool {
+	switch f := fold(name); f {
+	case "number", "pan", "cardnumber", "accountnumber", "primaryaccountnumber":
+		return true
+	default:
+		return strings.HasSuffix(f, "cardnumber")
+	}
+}
+
+// fold lowercases name to ASCII letters and digits: other characters are
+// dropped, and a letter that case-folds to an ASCII letter (the Kelvin
+// sign, the long s) becomes it.
+func fold(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + 'a' - 'A')
+		case r > unicode.MaxASCII:
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				if f >= 'a' && f <= 'z' {
+					b.WriteRune(f)
+					break
+				}
+			}
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package payment_test
+
+const raceEnabled = false

@@ -1,0 +1,153 @@
+// Package redact removes what must never reach a log line, an error string
+// or a dead-letter header from text that came from outside: runs of digits
+// long enough to be part of a card number.
+package redact
+
+import "strings"
+
+// MaxLen caps redacted text.
+const MaxLen = 64
+
+// Digits hides runs of six or more digits (anything that could be part of a
+// card number) and caps the text at MaxLen bytes (then "…").
+func Digits(s string) string { return DigitsN(s, MaxLen) }
+
+// DigitsN is Digits with a cap of max bytes.
+func DigitsN(s string, max int) string {
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	var b strings.Builder
+	run := 0
+	flush := func(i int) {
+		if run >= 6 {
+			b.WriteString(strings.Repeat("#", run))
+		} else {
+			b.WriteString(s[i-run : i])
+		}
+		run = 0
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			run++
+			continue
+		}
+		flush(i)
+		b.WriteByte(s[i])
+	}
+	flush(len(s))
+	return b.String()
+}
+
+// CardNumbers masks what looks like a card number in an identifier: a run
+// of 12 to 19 digits that passes the Luhn check, the same written in
+// groups of four (or 4-6-5, 4-6-4) separated by one space, '-', '_' or
+// '.', and any run
+// of more than 19 digits (which may hold one). The rest is left as it is,
+// so ordinary ids (dates, sequence numbers) stay readable.
+func CardNumbers(s string) string {
+	var out []byte
+	mask := func(from, to int) {
+		if out == nil {
+			out = []byte(s)
+		}
+		for k := from; k < to; k++ {
+			if isDigit(s[k]) {
+				out[k] = '#'
+			}
+		}
+	}
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		// Groups of digits joined by single separators.
+		type group struct{ from, to int }
+		var gs []group
+		k := i
+		for {
+			from := k
+			for k < len(s) && isDigit(s[k]) {
+				k++
+			}
+			gs = append(gs, group{from, k})
+			if k+1 < len(s) && isSeparator(s[k]) && isDigit(s[k+1]) {
+				k++
+				continue
+			}
+			break
+		}
+		lens := make([]int, len(gs))
+		total := 0
+		for n, g := range gs {
+			lens[n] = g.to - g.from
+			total += lens[n]
+		}
+		if len(gs) > 1 && cardGrouping(lens) && total >= 12 && total <= 19 && luhn(s[gs[0].from:gs[len(gs)-1].to]) {
+			mask(gs[0].from, gs[len(gs)-1].to)
+		} else {
+			for _, g := range gs {
+				if n := g.to - g.from; n > 19 || n >= 12 && luhn(s[g.from:g.to]) {
+					mask(g.from, g.to)
+				}
+			}
+		}
+		i = k
+	}
+	if out == nil {
+		return s
+	}
+	return string(out)
+}
+
+// cardGrouping: the group lengths of a card number as printed: fours (the
+// last one shorter or up to seven for 19 digits), or Amex's 4-6-5 and
+// Diners' 4-6-4.
+func cardGrouping(lens []int) bool {
+	if len(lens) == 3 && lens[0] == 4 && lens[1] == 6 && (lens[2] == 5 || lens[2] == 4) {
+		return true
+	}
+	for n, l := range lens {
+		if n < len(lens)-1 && l != 4 || n == len(lens)-1 && (l < 1 || l > 7) {
+			return false
+		}
+	}
+	return true
+}
+
+// LooksLikeCard reports whether CardNumbers would mask anything in s.
+func LooksLikeCard(s string) bool { return CardNumbers(s) != s }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isSeparator: what people and systems put between a card number's groups.
+func isSeparator(c byte) bool { return c == ' ' || c == '-' || c == '_' || c == '.' }
+
+// Separator reports whether c joins the groups of a card number as people
+// and systems write them (a space, '-', '_' or '.').
+func Separator(c byte) bool { return isSeparator(c) }
+
+// Untrusted masks an outside value (a message id, a subject) before it is
+// quoted in a log line or an error: card numbers however grouped, then any
+// run of six or more digits, capped at MaxLen.
+func Untrusted(s string) string { return Digits(CardNumbers(s)) }
+
+// luhn checks the digits of s (other characters skipped).
+func luhn(s string) bool {
+	sum, double := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		if !isDigit(s[i]) {
+			continue
+		}
+		d := int(s[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}

@@ -78,18 +78,27 @@ func CardNumbers(s string) string {
 			}
 			break
 		}
+		// Every stretch of consecutive groups is a candidate, not only the
+		// whole run: "ref 2026 4111 1111 1111 1111" holds a card although
+		// its five groups together are not one. Masking the union of the
+		// candidates keeps the function idempotent: what is left unmasked
+		// is a stretch of the same groups, already judged not a card.
 		lens := make([]int, len(gs))
-		total := 0
 		for n, g := range gs {
 			lens[n] = g.to - g.from
-			total += lens[n]
 		}
-		if len(gs) > 1 && cardGrouping(lens) && total >= 12 && total <= 19 && luhn(s[gs[0].from:gs[len(gs)-1].to]) {
-			mask(gs[0].from, gs[len(gs)-1].to)
-		} else {
-			for _, g := range gs {
-				if n := g.to - g.from; n > 19 || n >= 12 && luhn(s[g.from:g.to]) {
-					mask(g.from, g.to)
+		for a := range gs {
+			total := 0
+			for b := a; b < len(gs); b++ {
+				total += lens[b]
+				if a == b && (total > 19 || total >= 12 && luhn(s[gs[a].from:gs[a].to])) {
+					mask(gs[a].from, gs[a].to)
+				}
+				if total > 19 {
+					break
+				}
+				if b > a && total >= 12 && cardGrouping(lens[a:b+1]) && luhn(s[gs[a].from:gs[b].to]) {
+					mask(gs[a].from, gs[b].to)
 				}
 			}
 		}

@@ -3,6 +3,8 @@ package payment_test
 import (
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ import (
 //	-seed S        run only seed S (replays it exactly), with -scenario
 //	-scenario X    run only scenario X
 //	-simtrace      print the whole event trace of a failing seed
+//
+// PAYFLOW_SIM_SEEDS=N caps every scenario at N seeds. Mutation testing sets
+// it (gremlins reruns the package's tests once per mutant and passes no
+// flags); the test command leaves it unset.
 var (
 	flagSeeds    = flag.Int("seeds", 0, "simulation: seeds of the random scenario (0: the CI set)")
 	flagSeed     = flag.Int64("seed", -1, "simulation: run only this seed")
@@ -185,6 +191,19 @@ func runSim(cfg simConfig, seed int64) (*world, []violation) {
 	return w, vs
 }
 
+// seedCap reads PAYFLOW_SIM_SEEDS: 0 when unset.
+func seedCap(t *testing.T) int {
+	v := os.Getenv("PAYFLOW_SIM_SEEDS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("PAYFLOW_SIM_SEEDS=%q: want a whole number of seeds, at least 1", v)
+	}
+	return n
+}
+
 func TestSimulation(t *testing.T) {
 	totals := struct{ seeds, intents, faults, failed, dupRefused, lostKeys, notFound, late int }{}
 	failing := map[string][]int64{}
@@ -195,6 +214,9 @@ func TestSimulation(t *testing.T) {
 		seeds := sc.seeds
 		if raceEnabled {
 			seeds = min(seeds, 3) // the full set runs without -race (scripts/test.sh)
+		}
+		if limit := seedCap(t); limit > 0 {
+			seeds = min(seeds, limit)
 		}
 		if *flagSeeds > 0 && sc.name == "random" {
 			seeds = *flagSeeds

@@ -1,0 +1,80 @@
+package payment_test
+
+// Adversarial review, fifth round (branch adversary5): unit proofs with the
+// in-memory store and a scripted CyberSource. Each test is expected to FAIL
+// on the code it was written against; each failure is a break.
+//
+// Run: go test -count=1 -p 1 -run 'TestAdversary5' ./internal/payment/
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ttcpay/payflow/internal/cybs"
+	"github.com/ttcpay/payflow/internal/idempotency"
+	"github.com/ttcpay/payflow/internal/intent"
+	"github.com/ttcpay/payflow/internal/payment"
+)
+
+// TestAdversary5OtherCardTakesACardlessRecord: a pod without the card key
+// ends intent A (card 1111) with a "config" letter; its record holds only
+// the cardless part "|G". Intent B, the same intentId reused by the
+// merchant for another card (4444), same amount, reaches a pod with the
+// key: nothing to compare, so it is not a conflict. It is answered with
+// A's outcome, and its claim writes B's card part into A's record. When
+// the operator replays A's letter (the key is now deployed, as the config
+// letter asks), A is CONFLICT and never charged; B's own letter, replayed,
+// reopens the record and charges card 4444 under A's intentId.
+func TestAdversary5OtherCardTakesACardlessRecord(t *testing.T) {
+	b := newBed(t, ok201(cybs.StatusAuthorized), ok201(cybs.StatusAuthorized))
+	box := cardBox{}
+	keyed, keyless := b.pod(payment.Config{Cards: box}, staticCreds{}), b.pod(payment.Config{}, staticCreds{})
+	a := sealed(baseIntent("take-1", "m1", "100.00", cardApproved, false), box, "a")
+	other := sealed(baseIntent("take-1", "m1", "100.00", "5555555555554444", false), box, "b")
+
+	d := work(keyless, a, 1, b.now, 0)
+	t.Logf("A on the keyless pod: %s; record f=%q", describe(d), b.store.Fields(idempotency.Key("take-1"))["f"])
+	b.now = b.now.Add(10 * time.Minute)
+	d = work(keyed, other, 1, b.now, 0)
+	t.Logf("B (card 4444) on the pod with the key: %s; record f=%q", describe(d), b.store.Fields(idempotency.Key("take-1"))["f"])
+	b.now = b.now.Add(10 * time.Minute)
+	dA := work(keyed, a, 1, b.now, 9) // the operator replays A's config letter
+	t.Logf("A's letter replayed: %s; calls %v", describe(dA), b.cs.calls)
+	dB := work(keyed, other, 1, b.now, 10) // and B's (it carries B's payload)
+	t.Logf("B's letter replayed: %s; calls %v", describe(dB), b.cs.calls)
+
+	if dA.Result != nil && dA.Result.Status == intent.StatusConflict {
+		t.Errorf("intent A (card 1111), the first under intentId take-1, is answered CONFLICT when its config letter is replayed: B's claim (another card, answered with A's outcome instead of CONFLICT) wrote its card part into A's record")
+	}
+	if dB.Result != nil && dB.Result.Status == cybs.StatusAuthorized {
+		t.Errorf("intent B (card 4444), which reused intentId take-1, is charged (%s) under A's record", describe(dB))
+	}
+}
+
+// TestAdversary5SameLastFourPoisonsAChargedRecord: a pod without
+// FINGERPRINT_KEYS charges A (4111 11.. .... 1111): the record holds "u1"
+// only. Intent B reuses the intentId with another card that shares A's
+// BIN, last four and expiry (4111 1110 0007 1111); on a pod WITH a
+// fingerprint key it is the same card to "u1", so it is answered with A's
+// AUTHORIZED result, and its claim merges B's keyed part (the whole
+// number) into A's record. A's own redelivery on that pod is then a
+// CONFLICT: intent A, charged and told AUTHORIZED, gets a second terminal
+// outcome (a CONFLICT result and dead letter) for the same intentId.
+func TestAdversary5SameLastFourPoisonsAChargedRecord(t *testing.T) {
+	b := newBed(t, ok201(cybs.StatusAuthorized), ok201(cybs.StatusAuthorized))
+	plain := b.pod(payment.Config{}, staticCreds{})
+	keyedFP := b.pod(payment.Config{FingerprintKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}, staticCreds{})
+	a := baseIntent("poison-1", "m1", "100.00", "4111111111111111", false)
+	other := baseIntent("poison-1", "m1", "100.00", "4111111000071111", false)
+
+	if d := work(plain, a, 1, b.now, 0); d.Result == nil || d.Result.Status != cybs.StatusAuthorized {
+		t.Fatalf("A: %s", describe(d))
+	}
+	d := work(keyedFP, other, 1, b.now, 0)
+	t.Logf("B (same BIN, last four, expiry) on the keyed pod: %s; record f=%q", describe(d), b.store.Fields(idempotency.Key("poison-1"))["f"])
+	d = work(keyedFP, a, 2, b.now, 0) // A redelivered (its ack was lost)
+	t.Logf("A redelivered on the keyed pod: %s; calls %v", describe(d), b.cs.calls)
+	if d.Result != nil && d.Result.Status == intent.StatusConflict {
+		t.Errorf("intent A, charged and answered AUTHORIZED, is answered %s on its redelivery: another card's claim that the record did not reject wrote its keyed fingerprint into A's record", describe(d))
+	}
+}

@@ -78,3 +78,37 @@ func TestAdversary5SameLastFourPoisonsAChargedRecord(t *testing.T) {
 		t.Errorf("intent A, charged and answered AUTHORIZED, is answered %s on its redelivery: another card's claim that the record did not reject wrote its keyed fingerprint into A's record", describe(d))
 	}
 }
+
+// TestAdversary5RefusedSealedCardCancelsTheFirstCharge: the fix for
+// TestAdversary4RefusedOtherCardCancelsTheFirstCharge (refusedFingerprint)
+// compares the card only when the refusing pod can read it. Intent A
+// (sealed card 1111) is charged by a pod with the key and its answer is
+// lost: unknown. Intent B reuses the intentId with another sealed card
+// (4444) and an address CyberSource would refuse (a bad email), and
+// reaches a pod without the card key (a rotation not yet everywhere): it
+// claims with the cardless part, is no conflict, resolves A's attempt (the
+// timeout reversal cancels A's authorization) and ends the intentId
+// INVALID, which no replay reopens. A, valid, is answered INVALID on its
+// redelivery and is never charged.
+func TestAdversary5RefusedSealedCardCancelsTheFirstCharge(t *testing.T) {
+	b := newBed(t, cut, ok201("REVERSED"), ok201(cybs.StatusAuthorized))
+	box := cardBox{}
+	keyed, keyless := b.pod(payment.Config{Cards: box}, staticCreds{}), b.pod(payment.Config{}, staticCreds{})
+	first := sealed(baseIntent("reuse-5", "m1", "100.00", cardApproved, false), box, "a")
+	other := sealed(baseIntent("reuse-5", "m1", "100.00", "5555555555554444", false), box, "b")
+	other.BillTo.Email = "not-an-email"
+	t0 := b.now
+	d := work(keyed, first, 1, t0, 0)
+	t.Logf("first: %s; record %s", describe(d), b.state("reuse-5"))
+	if d := work(keyed, other, 1, t0, 0); d.Result == nil || d.Result.Status != intent.StatusConflict {
+		t.Fatalf("control: on the pod with the key the refused other card is a conflict: %s", describe(d))
+	}
+	b.now = t0.Add(2 * time.Minute)
+	d = work(keyless, other, 2, b.now, 0)
+	t.Logf("refused other sealed card on the keyless pod: %s; record %s; calls %v", describe(d), b.state("reuse-5"), b.cs.calls)
+	d = work(keyed, first, 2, t0, 0)
+	t.Logf("first, redelivered: %s; record %s; calls %v", describe(d), b.state("reuse-5"), b.cs.calls)
+	if d.Result != nil && d.Result.Status == intent.StatusInvalid {
+		t.Errorf("the first intent (card 1111, valid) is answered %s on its redelivery: another intent's refused message (sealed card 4444, unreadable here) resolved and ended its record", describe(d))
+	}
+}

@@ -367,15 +367,16 @@ func errorFromBody(op string, status int, body []byte) *Error {
 
 // Text that CyberSource sent back reaches an *Error (and so logs, results
 // and dead letters) only through these: digit runs that could be part of a
-// card number hidden, control characters turned into spaces, length capped.
+// card number hidden (card numbers however grouped, then runs of six or
+// more digits), control characters turned into spaces, length capped.
 
 // MessageMax caps a message taken from an answer (then "…").
 const MessageMax = 200
 
-func message(s string) string { return redact.DigitsN(printable(s), MessageMax) }
+func message(s string) string { return redact.UntrustedN(printable(s), MessageMax) }
 
 // code is a status, a reason or a field name: short by nature.
-func code(s string) string { return redact.Digits(printable(s)) }
+func code(s string) string { return redact.Untrusted(printable(s)) }
 
 // detailsMax caps the field details kept from one answer.
 const detailsMax = 20

@@ -442,9 +442,9 @@ func maskRuns(s string, escapes bool) (string, bool) {
 				end = j
 				continue
 			}
-			if redact.Separator(s[j]) {
-				if _, n := digitAt(s, j+1, escapes); n > 0 {
-					j++
+			if n := redact.SeparatorRun(s, j); n > 0 {
+				if _, m := digitAt(s, j+n, escapes); m > 0 {
+					j += n
 					continue
 				}
 			}

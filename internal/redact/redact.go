@@ -3,7 +3,11 @@
 // long enough to be part of a card number.
 package redact
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // MaxLen caps redacted text.
 const MaxLen = 64
@@ -62,7 +66,7 @@ func CardNumbers(s string) string {
 			i++
 			continue
 		}
-		// Groups of digits joined by single separators.
+		// Groups of digits joined by separators (SeparatorRun).
 		type group struct{ from, to int }
 		var gs []group
 		k := i
@@ -72,8 +76,8 @@ func CardNumbers(s string) string {
 				k++
 			}
 			gs = append(gs, group{from, k})
-			if k+1 < len(s) && isSeparator(s[k]) && isDigit(s[k+1]) {
-				k++
+			if n := SeparatorRun(s, k); n > 0 && k+n < len(s) && isDigit(s[k+n]) {
+				k += n
 				continue
 			}
 			break
@@ -130,17 +134,42 @@ func LooksLikeCard(s string) bool { return CardNumbers(s) != s }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// isSeparator: what people and systems put between a card number's groups.
-func isSeparator(c byte) bool { return c == ' ' || c == '-' || c == '_' || c == '.' }
+// MaxSeparatorRunes is the longest separator SeparatorRun accepts between
+// two groups of a card number, in characters (" - " is three).
+const MaxSeparatorRunes = 3
 
-// Separator reports whether c joins the groups of a card number as people
-// and systems write them (a space, '-', '_' or '.').
-func Separator(c byte) bool { return isSeparator(c) }
+// SeparatorRun returns the length in bytes of the separator that starts at
+// s[i], or 0: one to MaxSeparatorRunes characters, each a space (a
+// non-breaking space too), punctuation (an en dash, '/', ':', '_') or a
+// symbol ('+'), but not '#' (what masking writes, so that masking twice
+// changes nothing) and not a letter or a digit. This is what people and
+// systems put between a card number's groups: "4111 1111", "4111-1111",
+// "4111 - 1111", "4111\u00a01111", "4111/1111", "4111+1111".
+func SeparatorRun(s string, i int) int {
+	k := i
+	for n := 0; n < MaxSeparatorRunes && k < len(s); n++ {
+		r, size := utf8.DecodeRuneInString(s[k:])
+		if r == '#' || r == utf8.RuneError || !(unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)) {
+			break
+		}
+		k += size
+	}
+	return k - i
+}
 
 // Untrusted masks an outside value (a message id, a subject) before it is
 // quoted in a log line or an error: card numbers however grouped, then any
 // run of six or more digits, capped at MaxLen.
 func Untrusted(s string) string { return Digits(CardNumbers(s)) }
+
+// UntrustedN is Untrusted with the result cut to max bytes (and "…"), as
+// DigitsN cuts. A card that straddles the cut is judged whole first.
+func UntrustedN(s string, max int) string {
+	if limit := max + 64; len(s) > limit {
+		s = s[:limit]
+	}
+	return DigitsN(CardNumbers(s), max)
+}
 
 // luhn checks the digits of s (other characters skipped).
 func luhn(s string) bool {

@@ -320,7 +320,7 @@ func serverMessage(body []byte) string {
 		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(body, &m)
-	return redact.DigitsN(strings.Map(func(r rune) rune {
+	return redact.UntrustedN(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
 		}

@@ -21,7 +21,7 @@ type recordStore interface {
 	Claim(ctx context.Context, intentID, fingerprint, owner string, lease time.Duration) (idempotency.Claim, error)
 	Extend(ctx context.Context, a idempotency.Attempt, lease time.Duration) error
 	Release(ctx context.Context, a idempotency.Attempt) error
-	Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration) (idempotency.Attempt, error)
+	Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration, fingerprint string) (idempotency.Attempt, error)
 	MarkUnknown(ctx context.Context, a idempotency.Attempt) error
 	BeginResolve(ctx context.Context, a idempotency.Attempt, lease, delay time.Duration) (time.Duration, bool, error)
 	Finish(ctx context.Context, a idempotency.Attempt, out idempotency.Outcome) error
@@ -85,7 +85,7 @@ func apply(ctx context.Context, s recordStore, op string, h idempotency.Attempt,
 	case idempotency.OpRelease:
 		return class(s.Release(ctx, h))
 	case idempotency.OpAdvance:
-		a, err := s.Advance(ctx, h, time.Minute)
+		a, err := s.Advance(ctx, h, time.Minute, fingerprint)
 		return fmt.Sprintf("%s attempt=%d", class(err), a.N)
 	case idempotency.OpMarkUnknown:
 		return class(s.MarkUnknown(ctx, h))
@@ -153,40 +153,48 @@ func TestMemoryConformsToLua(t *testing.T) {
 		"noFingerprint":    {idempotency.Attempt{Owner: "owner", N: 1}, ""},
 		"cardlessPart":     {idempotency.Attempt{Owner: "owner", N: 1}, "|g"},
 		"otherScheme":      {idempotency.Attempt{Owner: "owner", N: 1}, "k1:x|g"},
+		// Against a record stored as "k1:x|g" (below): vouches (the same
+		// keyed part, plus a new one), the unkeyed part only, another key.
+		"vouches":  {idempotency.Attempt{Owner: "owner", N: 1}, "k1:x,k2:y|g"},
+		"weakOnly": {idempotency.Attempt{Owner: "owner", N: 1}, "u1:y|g"},
+		"newKey":   {idempotency.Attempt{Owner: "owner", N: 1}, "k2:y|g"},
 	}
 	cases := 0
 	for _, row := range idempotency.Table {
 		for _, state := range append(idempotency.States[:len(idempotency.States):len(idempotency.States)], fixtureRejected, fixtureIdleMaybe) {
 			for _, expired := range []bool{false, true} {
 				for hname, hc := range handles {
-					id := fmt.Sprintf("%s-%s-%v-%s", row.Op, state, expired, hname)
-					h := hc.h
-					h.IntentID = id
-					now := time.Now().UnixMilli()
-					fx := fixture(state, now, expired)
-					mem := idempotency.NewMemory(time.Now, time.Hour)
-					if fx != nil {
-						// A short TTL: a transition must renew it to the
-						// retention (a state that may hide a charge never
-						// expires before it is resolved).
-						if err := rdb.HSet(ctx, idempotency.Key(id), fx).Err(); err != nil {
+					for _, storedFP := range []string{"fp", "k1:x|g"} {
+						id := fmt.Sprintf("%s-%s-%v-%s-%s", row.Op, state, expired, hname, storedFP)
+						h := hc.h
+						h.IntentID = id
+						now := time.Now().UnixMilli()
+						fx := fixture(state, now, expired)
+						mem := idempotency.NewMemory(time.Now, time.Hour)
+						if fx != nil {
+							fx["f"] = storedFP
+							// A short TTL: a transition must renew it to the
+							// retention (a state that may hide a charge never
+							// expires before it is resolved).
+							if err := rdb.HSet(ctx, idempotency.Key(id), fx).Err(); err != nil {
+								t.Fatal(err)
+							}
+							rdb.PExpire(ctx, idempotency.Key(id), 10*time.Minute)
+							mem.LoadTTL(idempotency.Key(id), fx, 10*time.Minute)
+						}
+						gotRedis, gotMem := apply(ctx, redisStore, row.Op, h, hc.fp), apply(ctx, mem, row.Op, h, hc.fp)
+						fieldsRedis, err := rdb.HGetAll(ctx, idempotency.Key(id)).Result()
+						if err != nil {
 							t.Fatal(err)
 						}
-						rdb.PExpire(ctx, idempotency.Key(id), 10*time.Minute)
-						mem.LoadTTL(idempotency.Key(id), fx, 10*time.Minute)
+						ttlRedis := ttlClass(rdb.PTTL(ctx, idempotency.Key(id)).Val())
+						ttlMem := ttlClass(mem.TTL(idempotency.Key(id)))
+						if gotRedis != gotMem || shape(fieldsRedis) != shape(mem.Fields(idempotency.Key(id))) || ttlRedis != ttlMem {
+							t.Errorf("%s from %q (expired lease %v, %s):\n lua    %s | %s | ttl %s\n memory %s | %s | ttl %s",
+								row.Op, state, expired, hname, gotRedis, shape(fieldsRedis), ttlRedis, gotMem, shape(mem.Fields(idempotency.Key(id))), ttlMem)
+						}
+						cases++
 					}
-					gotRedis, gotMem := apply(ctx, redisStore, row.Op, h, hc.fp), apply(ctx, mem, row.Op, h, hc.fp)
-					fieldsRedis, err := rdb.HGetAll(ctx, idempotency.Key(id)).Result()
-					if err != nil {
-						t.Fatal(err)
-					}
-					ttlRedis := ttlClass(rdb.PTTL(ctx, idempotency.Key(id)).Val())
-					ttlMem := ttlClass(mem.TTL(idempotency.Key(id)))
-					if gotRedis != gotMem || shape(fieldsRedis) != shape(mem.Fields(idempotency.Key(id))) || ttlRedis != ttlMem {
-						t.Errorf("%s from %q (expired lease %v, %s):\n lua    %s | %s | ttl %s\n memory %s | %s | ttl %s",
-							row.Op, state, expired, hname, gotRedis, shape(fieldsRedis), ttlRedis, gotMem, shape(mem.Fields(idempotency.Key(id))), ttlMem)
-					}
-					cases++
 				}
 			}
 		}

@@ -64,6 +64,32 @@ func FingerprintsConflict(stored, given string) bool {
 	return false
 }
 
+// fingerprintVouches reports whether given proves itself the record's
+// intent: it holds an F part under a keyed scheme (one that covers the
+// whole card) equal to the record's. An unkeyed scheme (named "u…") covers
+// the card only in part (two cards that share its BIN, last four and expiry
+// are one to it), and a cardless fingerprint covers no card at all.
+// Only a claim that takes the record for an attempt, or one that vouches
+// so, may add parts to the record: a claim that is merely not a conflict
+// (nothing comparable) must not teach the record another intent's card.
+func fingerprintVouches(stored, given string) bool {
+	if stored == "" || given == "" {
+		return false
+	}
+	sf, _ := fingerprintParts(stored)
+	gf, _ := fingerprintParts(given)
+	for _, x := range gf {
+		scheme := fingerprintScheme(x)
+		if scheme == "" || strings.HasPrefix(scheme, "u") {
+			continue
+		}
+		if y, ok := findScheme(sf, scheme); ok && y == x {
+			return true
+		}
+	}
+	return false
+}
+
 // mergeFingerprint is what a claim leaves on the record: the stored parts,
 // completed by the given ones under schemes the record had not seen.
 func mergeFingerprint(stored, given string) string {
@@ -86,8 +112,8 @@ func mergeFingerprint(stored, given string) string {
 	return strings.Join(sf, ",") + "|" + sg
 }
 
-// luaFingerprint defines fpConflict and fpMerge in a script (see
-// FingerprintsConflict and mergeFingerprint).
+// luaFingerprint defines fpConflict, fpVouches and fpMerge in a script (see
+// FingerprintsConflict, fingerprintVouches and mergeFingerprint).
 const luaFingerprint = `
 local function fpParts(x)
   local a, b = string.match(x, '^([^|]*)|(.*)$')
@@ -113,6 +139,16 @@ local function fpConflict(stored, given)
   for _, x in ipairs(gf) do
     local y = fpFind(sf, fpScheme(x))
     if y and y ~= x then return true end
+  end
+  return false
+end
+local function fpVouches(stored, given)
+  if not stored or stored == '' or given == '' then return false end
+  local sf = fpParts(stored)
+  local gf = fpParts(given)
+  for _, x in ipairs(gf) do
+    local sc = fpScheme(x)
+    if sc ~= '' and string.sub(sc, 1, 1) ~= 'u' and fpFind(sf, sc) == x then return true end
   end
   return false
 end

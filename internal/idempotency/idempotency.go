@@ -245,11 +245,12 @@ func (s *Store) guard(ctx context.Context, op string, script *redis.Script, keys
 const claimLua = luaPrelude + luaFingerprint + `
 local f = redis.call('HGET', k, 'f')
 if fpConflict(f, ARGV[4]) then return {'conflict'} end
--- Whatever the state, the record keeps every part of the fingerprint it
--- has seen: a record first claimed without the card's part gets it from
--- the first pod that can read the card.
+-- A claim that does not take the record (done, busy, unknown) adds the
+-- parts it has only when it vouches for being the record's intent (a
+-- keyed part equal to the record's: a key rotation); one that takes it
+-- below adds them because its card is the one charged under it.
 local merged = fpMerge(f, ARGV[4])
-if s and merged ~= '' and merged ~= f then redis.call('HSET', k, 'f', merged) end
+if s and s ~= 'idle' and merged ~= '' and merged ~= f and fpVouches(f, ARGV[4]) then redis.call('HSET', k, 'f', merged) end
 if not s or s == 'idle' then
   a = a + 1
   redis.call('HSET', k, 's', 'charging', 'a', a, 'l', now + tonumber(ARGV[2]), 'o', ARGV[1])
@@ -397,10 +398,13 @@ func (s *Store) BeginResolve(ctx context.Context, a Attempt, lease, delay time.D
 	return 0, false, ErrConflict
 }
 
-const advanceLua = luaPrelude + `
+const advanceLua = luaPrelude + luaFingerprint + `
 if (s ~= 'charging' and s ~= 'resolving') or o ~= ARGV[1] or a ~= tonumber(ARGV[2]) then return -1 end
 a = a + 1
 redis.call('HSET', k, 's', 'charging', 'a', a, 'l', now + tonumber(ARGV[3]))
+-- The next attempt charges the caller's intent: the record takes its parts.
+local merged = fpMerge(redis.call('HGET', k, 'f'), ARGV[5] or '')
+if merged ~= '' then redis.call('HSET', k, 'f', merged) end
 redis.call('HDEL', k, 'u')
 redis.call('PEXPIRE', k, ARGV[4])
 return a
@@ -409,9 +413,11 @@ return a
 var advanceScript = redis.NewScript(advanceLua)
 
 // Advance records that the caller's attempt was definitely not charged (or
-// was reversed) and gives it the next attempt, with a fresh lease.
-func (s *Store) Advance(ctx context.Context, a Attempt, lease time.Duration) (Attempt, error) {
-	cmd, err := s.guard(ctx, OpAdvance, advanceScript, []string{Key(a.IntentID)}, []any{a.Owner, a.N, lease.Milliseconds(), s.opts.Retention.Milliseconds()}, nil)
+// was reversed) and gives it the next attempt, with a fresh lease. The
+// record takes the parts of fingerprint it lacked (the next attempt
+// charges the caller's intent), as a claim that takes the record does.
+func (s *Store) Advance(ctx context.Context, a Attempt, lease time.Duration, fingerprint string) (Attempt, error) {
+	cmd, err := s.guard(ctx, OpAdvance, advanceScript, []string{Key(a.IntentID)}, []any{a.Owner, a.N, lease.Milliseconds(), s.opts.Retention.Milliseconds(), fingerprint}, nil)
 	n, verr := cmd.Int()
 	if verr == nil && n < 0 {
 		return a, ErrConflict

@@ -34,10 +34,10 @@ func TestStateMachine(t *testing.T) {
 		t.Fatalf("second claim under a live lease: %+v", c)
 	}
 	// 401: nothing charged, next attempt.
-	if n, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: a, N: 1}, time.Minute); err != nil || n.N != 2 {
+	if n, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: a, N: 1}, time.Minute, ""); err != nil || n.N != 2 {
 		t.Fatalf("advance %+v %v", n, err)
 	}
-	if _, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: b, N: 2}, time.Minute); !errors.Is(err, idempotency.ErrConflict) {
+	if _, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: b, N: 2}, time.Minute, ""); !errors.Is(err, idempotency.ErrConflict) {
 		t.Fatalf("advance by a non-owner: %v", err)
 	}
 	// Unknown outcome, then resolution after the delay.
@@ -59,7 +59,7 @@ func TestStateMachine(t *testing.T) {
 	if _, _, err := s.BeginResolve(ctx, idempotency.Attempt{IntentID: "i1", Owner: a, N: 2}, time.Minute, 0); !errors.Is(err, idempotency.ErrConflict) {
 		t.Fatalf("second resolver: %v", err)
 	}
-	n, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: b, N: 2}, time.Minute)
+	n, err := s.Advance(ctx, idempotency.Attempt{IntentID: "i1", Owner: b, N: 2}, time.Minute, "")
 	if err != nil || n.N != 3 {
 		t.Fatalf("after reversal: %+v %v", n, err)
 	}
@@ -162,7 +162,7 @@ func TestReopenAndMaybeApplied(t *testing.T) {
 	if _, ok, err := s.BeginResolve(ctx, c.Attempt, time.Minute, 0); !ok || err != nil {
 		t.Fatalf("resolve: %v %v", ok, err)
 	}
-	next, err := s.Advance(ctx, c.Attempt, time.Minute)
+	next, err := s.Advance(ctx, c.Attempt, time.Minute, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -230,9 +230,9 @@ func (m *Memory) claim(intentID, fingerprint, owner string, lease time.Duration)
 	if r.k != nil && FingerprintsConflict(r.k.fields["f"], fingerprint) {
 		return Claim{State: Conflict}, nil
 	}
-	if r.k != nil && r.s != "" {
-		// Whatever the state, the record keeps every part of the
-		// fingerprint it has seen (as the claim script does).
+	if r.k != nil && r.s != "" && r.s != StateIdle && fingerprintVouches(r.k.fields["f"], fingerprint) {
+		// A claim that does not take the record adds its parts only when
+		// it vouches for being the record's intent (as the claim script).
 		if merged := mergeFingerprint(r.k.fields["f"], fingerprint); merged != "" && merged != r.k.fields["f"] {
 			m.write(key).fields["f"] = merged
 		}
@@ -331,7 +331,7 @@ func (m *Memory) BeginResolve(_ context.Context, a Attempt, lease, delay time.Du
 }
 
 // Advance: see Store.Advance.
-func (m *Memory) Advance(_ context.Context, a Attempt, lease time.Duration) (Attempt, error) {
+func (m *Memory) Advance(_ context.Context, a Attempt, lease time.Duration, fingerprint string) (Attempt, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.fail(OpAdvance); err != nil {
@@ -345,6 +345,9 @@ func (m *Memory) Advance(_ context.Context, a Attempt, lease time.Duration) (Att
 	k := m.write(key)
 	a.N++
 	k.fields["s"], k.fields["a"], k.fields["l"] = StateCharging, strconv.Itoa(a.N), strconv.FormatInt(ms(m.now())+lease.Milliseconds(), 10)
+	if merged := mergeFingerprint(k.fields["f"], fingerprint); merged != "" {
+		k.fields["f"] = merged
+	}
 	delete(k.fields, "u")
 	m.expire(key, m.retention)
 	if err := m.waited(OpAdvance); err != nil {

@@ -112,3 +112,33 @@ func TestAdversary5RefusedSealedCardCancelsTheFirstCharge(t *testing.T) {
 		t.Errorf("the first intent (card 1111, valid) is answered %s on its redelivery: another intent's refused message (sealed card 4444, unreadable here) resolved and ended its record", describe(d))
 	}
 }
+
+// TestUnreadableOtherCardLeavesTheRecordIdle: the cardConfig side of
+// TestAdversary5RefusedSealedCardCancelsTheFirstCharge. Intent B, valid,
+// reuses the intentId with another sealed card and reaches a pod without
+// the card key while A's attempt is unknown. It resolves that attempt (a
+// timeout reversal needs no card) but, having proved nothing about the
+// card, leaves the record idle and is dead-lettered "config" without
+// writing it; A's redelivery charges A. Before, B ended the record with its
+// config letter and A was answered FAILED, never charged.
+func TestUnreadableOtherCardLeavesTheRecordIdle(t *testing.T) {
+	b := newBed(t, cut, ok201("REVERSED"), ok201(cybs.StatusAuthorized))
+	box := cardBox{}
+	keyed, keyless := b.pod(payment.Config{Cards: box}, staticCreds{}), b.pod(payment.Config{}, staticCreds{})
+	first := sealed(baseIntent("reuse-6", "m1", "100.00", cardApproved, false), box, "a")
+	other := sealed(baseIntent("reuse-6", "m1", "100.00", "5555555555554444", false), box, "b")
+	t0 := b.now
+	work(keyed, first, 1, t0, 0)
+	b.now = t0.Add(2 * time.Minute)
+	d := work(keyless, other, 1, b.now, 0)
+	if d.Letter == nil || d.Letter.Class != "config" {
+		t.Fatalf("the other card on the keyless pod: %s, want a config dead letter", describe(d))
+	}
+	if st := b.state("reuse-6"); st != "idle" {
+		t.Errorf("record %s after the keyless pod cancelled an attempt it could not match, want idle", st)
+	}
+	d = work(keyed, first, 2, b.now, 0)
+	if d.Result == nil || d.Result.Status != cybs.StatusAuthorized {
+		t.Errorf("the first intent, redelivered: %s; calls %v; want AUTHORIZED", describe(d), b.cs.calls)
+	}
+}

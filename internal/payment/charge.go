@@ -80,7 +80,7 @@ func (p *Processor) charge(ctx context.Context, j *job, retried401 bool) Decisio
 			return p.noCredentials(bg, j, fmt.Errorf("credentials refused twice: %w", errCredentialsRefused))
 		}
 		renewed := p.cfg.Now()
-		a, aerr := p.store.Advance(bg, j.a, p.cfg.Lease)
+		a, aerr := p.store.Advance(bg, j.a, p.cfg.Lease, j.fp)
 		if aerr != nil {
 			j.log.Warn().Err(aerr).Msg("cannot advance after 401")
 			return p.backoff(j, "cannot advance after 401")

@@ -30,7 +30,7 @@ type Claims interface {
 	Claim(ctx context.Context, intentID, fingerprint, owner string, lease time.Duration) (idempotency.Claim, error)
 	Extend(ctx context.Context, a idempotency.Attempt, lease time.Duration) error
 	Release(ctx context.Context, a idempotency.Attempt) error
-	Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration) (idempotency.Attempt, error)
+	Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration, fingerprint string) (idempotency.Attempt, error)
 	MarkUnknown(ctx context.Context, a idempotency.Attempt) error
 	BeginResolve(ctx context.Context, a idempotency.Attempt, lease, delay time.Duration) (time.Duration, bool, error)
 	Finish(ctx context.Context, a idempotency.Attempt, out idempotency.Outcome) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ttcpay/payflow/internal/cybs"
@@ -50,7 +51,7 @@ func (p *Processor) resolve(ctx context.Context, j *job) Decision {
 		// Safe to send again: "already reversed/voided" answers it.
 		p.note(j, "resolve", "the %s of transactionId %s had an unknown outcome: sending it again", op, txn)
 		renewed := p.cfg.Now()
-		a, err := p.store.Advance(bg, j.a, p.cfg.Lease)
+		a, err := p.store.Advance(bg, j.a, p.cfg.Lease, j.fp)
 		if err != nil {
 			log.Warn().Err(err).Msg("cannot advance to send the operation again")
 			return retry(time.Second, "cannot advance after an unknown outcome")
@@ -82,7 +83,7 @@ func (p *Processor) resolve(ctx context.Context, j *job) Decision {
 	switch v {
 	case Cancelled:
 		renewed := p.cfg.Now()
-		a, aerr := p.store.Advance(bg, j.a, p.cfg.Lease)
+		a, aerr := p.store.Advance(bg, j.a, p.cfg.Lease, j.fp)
 		if aerr != nil {
 			log.Warn().Err(aerr).Msg("cannot advance after resolving")
 			return retry(time.Second, "cannot advance after resolving")
@@ -96,6 +97,20 @@ func (p *Processor) resolve(ctx context.Context, j *job) Decision {
 			r := p.failed(j, j.cardErr.Error())
 			if j.noCardClass == deadletter.ClassInvalid {
 				r = p.invalidResult(j, j.cardErr.Error())
+			}
+			if unmatched(j) {
+				// This pod could not read the card, so nothing proved the
+				// cancelled attempt was this intent's: another intent under
+				// the same intentId (another card) must not end the record.
+				// It goes back to idle, for the intent whose it is (its
+				// redelivery charges it anew), and this message is
+				// dead-lettered without writing it; a replay of the letter
+				// on a pod with the key claims the record as any delivery.
+				if d, ok := p.giveBack(bg, j); !ok {
+					return d
+				}
+				j.log.Warn().Str("class", string(j.noCardClass)).Msg("intent dead-lettered; its record left idle")
+				return p.deadLetter(j, j.noCardClass, j.cardErr.Error(), r)
 			}
 			return p.endWithLetter(bg, j, j.noCardClass, j.cardErr.Error(), r)
 		}
@@ -133,4 +148,11 @@ func (p *Processor) needsPerson(ctx context.Context, j *job, reason string) Deci
 		Reference: in.Reference, Status: intent.StatusUnknownOutcome, Operation: in.Operation, PaymentID: in.PaymentID,
 		Amount: in.Amount, Currency: in.Currency, Reason: reason, Attempts: j.a.N, Time: p.cfg.Now()}
 	return p.finishWithLetter(ctx, j, &idempotency.Letter{Class: string(deadletter.ClassUnknownOutcome), Reason: reason}, r)
+}
+
+// unmatched: the job claimed with the cardless fingerprint although its
+// intent has a card (one this pod cannot read): the claim proved nothing
+// about the card.
+func unmatched(j *job) bool {
+	return strings.HasPrefix(j.fp, "|") && j.in != nil && (j.in.Card != nil || j.in.EncryptedCard != "")
 }

@@ -464,8 +464,8 @@ func (st *simStore) Extend(ctx context.Context, a idempotency.Attempt, lease tim
 func (st *simStore) Release(ctx context.Context, a idempotency.Attempt) error {
 	return st.call(fmt.Sprintf("release %s/%d", a.IntentID, a.N), func() error { return st.w.store.Release(ctx, a) })
 }
-func (st *simStore) Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration) (n idempotency.Attempt, err error) {
-	err = st.call(fmt.Sprintf("advance %s/%d", a.IntentID, a.N), func() error { n, err = st.w.store.Advance(ctx, a, lease); return err })
+func (st *simStore) Advance(ctx context.Context, a idempotency.Attempt, lease time.Duration, fingerprint string) (n idempotency.Attempt, err error) {
+	err = st.call(fmt.Sprintf("advance %s/%d", a.IntentID, a.N), func() error { n, err = st.w.store.Advance(ctx, a, lease, fingerprint); return err })
 	return n, err
 }
 func (st *simStore) MarkUnknown(ctx context.Context, a idempotency.Attempt) error {

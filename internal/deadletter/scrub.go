@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -471,6 +472,13 @@ func digitAt(s string, i int, escapes bool) (byte, int) {
 	}
 	if escapes && i+6 <= len(s) && s[i] == '\\' && (s[i+1] == 'u' || s[i+1] == 'U') && s[i+2:i+5] == "003" && s[i+5] >= '0' && s[i+5] <= '9' {
 		return s[i+5], 6
+	}
+	if s[i] >= utf8.RuneSelf {
+		// A digit of another script (fullwidth, Arabic-Indic) reads as one.
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if d, ok := redact.Digit(r); ok {
+			return d, size
+		}
 	}
 	return 0, 0
 }

@@ -4,7 +4,6 @@
 package redact
 
 import (
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -21,35 +20,118 @@ func DigitsN(s string, max int) string {
 	if len(s) > max {
 		s = s[:max] + "…"
 	}
-	var b strings.Builder
+	return wide(s, digitRuns)
+}
+
+// digitRuns masks every run of six or more ASCII digits, keeping the length.
+func digitRuns(s string) string {
+	var out []byte
 	run := 0
 	flush := func(i int) {
 		if run >= 6 {
-			b.WriteString(strings.Repeat("#", run))
-		} else {
-			b.WriteString(s[i-run : i])
+			if out == nil {
+				out = []byte(s)
+			}
+			for k := i - run; k < i; k++ {
+				out[k] = '#'
+			}
 		}
 		run = 0
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
+		if isDigit(s[i]) {
 			run++
 			continue
 		}
 		flush(i)
-		b.WriteByte(s[i])
 	}
 	flush(len(s))
-	return b.String()
+	if out == nil {
+		return s
+	}
+	return string(out)
+}
+
+// wide applies mask to s with every decimal digit outside ASCII (fullwidth,
+// Arabic-Indic, ...) read as its ASCII digit, and masks in s each rune whose
+// digit mask masked: every byte of it becomes '#', so the length is kept.
+func wide(s string, mask func(string) string) string {
+	if !hasWideDigit(s) {
+		return mask(s)
+	}
+	norm := make([]byte, 0, len(s))
+	from := make([]int, 0, len(s)) // where in s each byte of norm starts its rune
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r > utf8.RuneSelf && unicode.IsDigit(r) {
+			norm = append(norm, byte('0'+digitValue(r)))
+			from = append(from, i)
+		} else {
+			for k := 0; k < size; k++ {
+				norm = append(norm, s[i+k])
+				from = append(from, i+k)
+			}
+		}
+		i += size
+	}
+	masked := mask(string(norm))
+	out := []byte(s)
+	for j := range norm {
+		if isDigit(norm[j]) && masked[j] == '#' {
+			_, size := utf8.DecodeRuneInString(s[from[j]:])
+			for k := from[j]; k < from[j]+size; k++ {
+				out[k] = '#'
+			}
+		}
+	}
+	return string(out)
+}
+
+func hasWideDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			for _, r := range s[i:] {
+				if r > utf8.RuneSelf && unicode.IsDigit(r) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// Digit returns the ASCII digit of a decimal digit of any script
+// ('４' and '٤' are '4'); ok is false for anything else.
+func Digit(r rune) (d byte, ok bool) {
+	if !unicode.IsDigit(r) {
+		return 0, false
+	}
+	if r < utf8.RuneSelf {
+		return byte(r), true
+	}
+	return byte('0' + digitValue(r)), true
+}
+
+// digitValue is the value of a decimal digit rune: Unicode lays every
+// script's digits out as runs of ten consecutive code points from zero.
+func digitValue(r rune) int {
+	start := r
+	for start > 0 && unicode.IsDigit(start-1) && r-start < 60 {
+		start--
+	}
+	return int(r-start) % 10
 }
 
 // CardNumbers masks what looks like a card number in an identifier: a run
-// of 12 to 19 digits that passes the Luhn check, the same written in
-// groups of four (or 4-6-5, 4-6-4) separated by one space, '-', '_' or
-// '.', and any run
-// of more than 19 digits (which may hold one). The rest is left as it is,
-// so ordinary ids (dates, sequence numbers) stay readable.
-func CardNumbers(s string) string {
+// of 12 to 19 digits that passes the Luhn check, 13 to 19 digits that pass
+// it written in groups of four (or 4-6-5, 4-6-4) joined by separators
+// (SeparatorRun), and any run of more than 19 digits (which may hold one).
+// Digits of any script count (wide). The rest is left as it is, so
+// ordinary ids (dates, sequence numbers, lists) stay readable.
+func CardNumbers(s string) string { return wide(s, cardNumbers) }
+
+func cardNumbers(s string) string {
 	var out []byte
 	mask := func(from, to int) {
 		if out == nil {
@@ -101,7 +183,7 @@ func CardNumbers(s string) string {
 				if total > 19 {
 					break
 				}
-				if b > a && total >= 12 && cardGrouping(lens[a:b+1]) && luhn(s[gs[a].from:gs[b].to]) {
+				if b > a && total >= 13 && cardGrouping(lens[a:b+1]) && luhn(s[gs[a].from:gs[b].to]) {
 					mask(gs[a].from, gs[b].to)
 				}
 			}
@@ -145,11 +227,23 @@ const MaxSeparatorRunes = 3
 // changes nothing) and not a letter or a digit. This is what people and
 // systems put between a card number's groups: "4111 1111", "4111-1111",
 // "4111 - 1111", "4111\u00a01111", "4111/1111", "4111+1111".
+// separatorRune: a space, punctuation, a symbol, an invisible format
+// character (soft hyphen, zero-width space, word joiner) or a byte that is
+// not UTF-8, but not '#' (what masking writes), ',' or ';' (which separate
+// the items of a list: "Invoices 1004, 1005, 1006, 1007" is no card).
+func separatorRune(r rune) bool {
+	switch r {
+	case '#', ',', ';':
+		return false
+	}
+	return r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.Is(unicode.Cf, r)
+}
+
 func SeparatorRun(s string, i int) int {
 	k := i
 	for n := 0; n < MaxSeparatorRunes && k < len(s); n++ {
 		r, size := utf8.DecodeRuneInString(s[k:])
-		if r == '#' || r == utf8.RuneError || !(unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)) {
+		if !separatorRune(r) {
 			break
 		}
 		k += size
@@ -160,15 +254,21 @@ func SeparatorRun(s string, i int) int {
 // Untrusted masks an outside value (a message id, a subject) before it is
 // quoted in a log line or an error: card numbers however grouped, then any
 // run of six or more digits, capped at MaxLen.
-func Untrusted(s string) string { return Digits(CardNumbers(s)) }
+func Untrusted(s string) string { return UntrustedN(s, MaxLen) }
 
-// UntrustedN is Untrusted with the result cut to max bytes (and "…"), as
-// DigitsN cuts. A card that straddles the cut is judged whole first.
+// UntrustedN is Untrusted with the result cut to max bytes (and "…").
+// Cards are looked for before the cut (a card that straddles it is judged
+// whole) and after it (the cut can leave a card: "4111 1111 1111 1111123"
+// is none, its first sixteen digits are one).
 func UntrustedN(s string, max int) string {
 	if limit := max + 64; len(s) > limit {
 		s = s[:limit]
 	}
-	return DigitsN(CardNumbers(s), max)
+	s = CardNumbers(s)
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return wide(CardNumbers(s), digitRuns)
 }
 
 // luhn checks the digits of s (other characters skipped).

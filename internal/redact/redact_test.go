@@ -55,6 +55,8 @@ func TestCardNumbers(t *testing.T) {
 func FuzzCardNumbers(f *testing.F) {
 	f.Add("4111111111111111")
 	f.Add("a-4111 1111 1111 1111-b")
+	f.Add("４１１１ １１１１ １１１１ １１１１")
+	f.Add("4111\u00ad1111\u200b1111 - 1111")
 	f.Fuzz(func(t *testing.T, s string) {
 		got := CardNumbers(s)
 		if len(got) != len(s) {

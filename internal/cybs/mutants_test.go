@@ -325,3 +325,19 @@ func TestUnauthorizedBodyShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroOutcomeIsNoClass: the zero Outcome is none of the classes, so an
+// *Error whose Outcome was left unset can never read as a definite answer
+// (declined: nothing charged); callers treat it as unknown.
+func TestZeroOutcomeIsNoClass(t *testing.T) {
+	var zero cybs.Outcome
+	for _, o := range []cybs.Outcome{cybs.OutcomeApproved, cybs.OutcomeDeclined, cybs.OutcomeInvalid,
+		cybs.OutcomeCredentialsRejected, cybs.OutcomeUnknown, cybs.OutcomeNotSent} {
+		if o == zero {
+			t.Fatalf("the zero Outcome is %v", o)
+		}
+	}
+	if s := zero.String(); s != "Outcome(0)" {
+		t.Fatalf("zero Outcome prints %q", s)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ttcpay/payflow/internal/cybs"
@@ -150,9 +149,9 @@ func (p *Processor) needsPerson(ctx context.Context, j *job, reason string) Deci
 	return p.finishWithLetter(ctx, j, &idempotency.Letter{Class: string(deadletter.ClassUnknownOutcome), Reason: reason}, r)
 }
 
-// unmatched: the job claimed with the cardless fingerprint although its
-// intent has a card (one this pod cannot read): the claim proved nothing
-// about the card.
+// unmatched: the job claimed with CardlessFingerprint because its sealed
+// card cannot be read here (cardConfig, refusedFingerprint): the claim
+// proved nothing about the card.
 func unmatched(j *job) bool {
-	return strings.HasPrefix(j.fp, "|") && j.in != nil && (j.in.Card != nil || j.in.EncryptedCard != "")
+	return j.in != nil && j.in.EncryptedCard != "" && j.fp == CardlessFingerprint(j.in)
 }

@@ -87,6 +87,10 @@ type Results struct {
 	PipelineP50ms  float64 `json:"pipelineP50ms"`
 	PipelineP99ms  float64 `json:"pipelineP99ms"`
 	PipelineRatio  float64 `json:"pipelineToRawRatio"`
+	// The worker's and the sandbox process's CPU seconds per 1,000
+	// payments during (b).
+	PipelineWorkerCPUPer1k  float64 `json:"pipelineWorkerCpuSecondsPer1k"`
+	PipelineSandboxCPUPer1k float64 `json:"pipelineSandboxCpuSecondsPer1k"`
 
 	Slow []SlowRun `json:"slow"`
 
@@ -178,10 +182,13 @@ type bench struct {
 	// env is added to every worker's environment (-worker-env).
 	env map[string]string
 	// dump, when set, is the prefix of the files (f) writes its samples to.
-	dump   string
-	r      *rig.Rig // the current measurement's
-	js     jetstream.JetStream
-	logSeq int
+	dump string
+	r    *rig.Rig // the current measurement's
+	// sandboxInProcess runs the sandbox in the bench's process instead of
+	// its own (-sandbox-in-process).
+	sandboxInProcess bool
+	js               jetstream.JetStream
+	logSeq           int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -201,6 +208,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(workerEnv, "worker-env", "NAME=value added to every worker's environment (repeatable), e.g. GOMEMLIMIT=80MiB")
 	costN := fs.Int("cost-n", 2000, "payments for (g)")
 	heapProfile := fs.String("heap-profile", "", "write the worker's heap profile at 1,000 in flight during (e) to this file")
+	steadyProfile := fs.String("steady-profile", "", "(f): write the worker's CPU profile (10 s, from 5 s into the steady publishing) to this file prefix, one per CyberSource latency")
+	sandboxInProcess := fs.Bool("sandbox-in-process", false, "run the sandbox in the bench's own process (as before), not in a process of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -209,7 +218,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, out: out, dump: *dumpLat, env: workerEnv}
+	b := &bench{dir: dir, out: out, dump: *dumpLat, env: workerEnv, sandboxInProcess: *sandboxInProcess}
 	defer b.close()
 	res := Results{Machine: runtime.GOOS + "/" + runtime.GOARCH, Cores: runtime.NumCPU(), When: time.Now().UTC().Format(time.RFC3339)}
 	say := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
@@ -231,6 +240,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("(b): %w", err)
 		}
 		res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms = p.perSec, p.p50, p.p99
+		res.PipelineWorkerCPUPer1k, res.PipelineSandboxCPUPer1k = p.cpuPer1k, p.sandboxCPUPer1k
 		if res.RawMsgsPerSec > 0 {
 			res.PipelineRatio = p.perSec / res.RawMsgsPerSec
 		}
@@ -298,14 +308,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			conc := max(32, int(r*lat.Seconds()*2))
 			say("(f) steady %.0f intents/s for %s, CyberSource latency %s, PAYMENTS_CONCURRENCY=%d", r, *steadyFor, lat, conc)
 			n := int(r * steadyFor.Seconds())
-			p, err := b.pipeline(ctx, pipelineSpec{n: n, workers: 1, latency: lat, rate: r,
-				env: map[string]string{"PAYMENTS_CONCURRENCY": strconv.Itoa(conc)}})
+			spec := pipelineSpec{n: n, workers: 1, latency: lat, rate: r,
+				env: map[string]string{"PAYMENTS_CONCURRENCY": strconv.Itoa(conc)}}
+			if *steadyProfile != "" {
+				spec.profile, spec.profileAfter, spec.profileFor = fmt.Sprintf("%s-%dms.pprof", *steadyProfile, lat.Milliseconds()), 5*time.Second, 10*time.Second
+			}
+			p, err := b.pipeline(ctx, spec)
 			if err != nil {
 				return fmt.Errorf("(f) at %s: %w", lat, err)
 			}
 			st := p.steady
 			st.Rate, st.Seconds, st.CybsLatencyMs, st.Concurrency, st.WorkerCPUPer1k = r, steadyFor.Seconds(), float64(lat)/float64(time.Millisecond), conc, p.cpuPer1k
-			st.AchievedRate = p.publishedPerSec
+			st.AchievedRate, st.SandboxCPUPer1k = p.publishedPerSec, p.sandboxCPUPer1k
 			say("(f) %s: added latency → result p50 %.1f p99 %.1f p99.9 %.1f ms; → TTC callback p50 %.1f p99 %.1f p99.9 %.1f ms (%d intents, published at %.0f/s); worker CPU %.2f s per 1,000",
 				lat, st.ResultP50ms, st.ResultP99ms, st.ResultP999ms, st.CallbackP50ms, st.CallbackP99ms, st.CallbackP999ms, st.Samples, st.AchievedRate, st.WorkerCPUPer1k)
 			say("(f) %s: %d stalls of the bench process over 5 ms (longest %.0f ms); %d callbacks over 10 ms added, %.0f%% of them across a stall",
@@ -327,8 +341,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		p.cost.RedisClientCommands = mon.cost.RedisClientCommands
 		res.Cost = p.cost
-		say("(g) worker CPU %.3f s and Redis CPU %.3f s per 1,000 payments; per payment %.2f Redis commands from the client, %.1f Redis commands executed, %.2f JetStream API calls, %.1f NATS messages in",
-			p.cost.WorkerCPUPer1k, p.cost.RedisCPUPer1k, p.cost.RedisClientCommands, p.cost.RedisCommands, p.cost.JSAPICalls, p.cost.NATSMsgsIn)
+		say("(g) worker CPU %.3f s, Redis CPU %.3f s and sandbox CPU %.3f s per 1,000 payments; per payment %.2f Redis commands from the client, %.1f Redis commands executed, %.2f JetStream API calls, %.1f NATS messages in",
+			p.cost.WorkerCPUPer1k, p.cost.RedisCPUPer1k, p.cost.SandboxCPUPer1k, p.cost.RedisClientCommands, p.cost.RedisCommands, p.cost.JSAPICalls, p.cost.NATSMsgsIn)
 	}
 	if want("h") {
 		say("(h) claim latency, primary + one replica, %d claims without and with REDIS_MIN_REPLICAS=1", *claims)
@@ -339,7 +353,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n| measure | figure |\n|---|---|\n")
 	fmt.Fprintf(out, "| (a) raw JetStream two-hop (publish→consume→publish→consume→ack) | %.0f msgs/s |\n", res.RawMsgsPerSec)
-	fmt.Fprintf(out, "| (b) full pipeline, zero-latency sandbox, intent → TTC callback | %.0f payments/s, p50 %.0f ms, p99 %.0f ms, %.2f of (a) |\n", res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms, res.PipelineRatio)
+	fmt.Fprintf(out, "| (b) full pipeline, zero-latency sandbox, intent → TTC callback | %.0f payments/s, p50 %.0f ms, p99 %.0f ms, %.2f of (a); CPU per 1,000: worker %.2f s, sandbox %.2f s |\n",
+		res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms, res.PipelineRatio, res.PipelineWorkerCPUPer1k, res.PipelineSandboxCPUPer1k)
 	for _, c := range res.Slow {
 		fmt.Fprintf(out, "| (c) CyberSource at 300 ms, %d in flight | %.1f payments/s of an ideal %.1f (%.2f); mean in flight %.0f, %.0f ms per payment per slot |\n",
 			c.InFlight, c.PerSec, c.Ideal, c.Ratio, c.MeanInFlight, c.CycleMs)
@@ -359,8 +374,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		for _, k := range names {
 			by = append(by, fmt.Sprintf("%s %.2f", k, c.ByCommand[k]))
 		}
-		fmt.Fprintf(out, "| (g) cost per payment (%d payments, 1 worker) | worker CPU %.3f s and Redis CPU %.3f s per 1,000; %.2f Redis commands from the client, %.1f Redis commands executed (%s); %.2f JetStream API calls; %.1f NATS messages in |\n",
-			c.Payments, c.WorkerCPUPer1k, c.RedisCPUPer1k, c.RedisClientCommands, c.RedisCommands, strings.Join(by, ", "), c.JSAPICalls, c.NATSMsgsIn)
+		fmt.Fprintf(out, "| (g) cost per payment (%d payments, 1 worker) | worker CPU %.3f s, Redis CPU %.3f s and sandbox CPU %.3f s per 1,000; %.2f Redis commands from the client, %.1f Redis commands executed (%s); %.2f JetStream API calls; %.1f NATS messages in |\n",
+			c.Payments, c.WorkerCPUPer1k, c.RedisCPUPer1k, c.SandboxCPUPer1k, c.RedisClientCommands, c.RedisCommands, strings.Join(by, ", "), c.JSAPICalls, c.NATSMsgsIn)
 	}
 	fmt.Fprintf(out, "| (h) claim latency, primary + 1 replica, %d claims each | REDIS_MIN_REPLICAS=0: p50 %.3f ms, p99 %.3f ms; =1: p50 %.3f ms, p99 %.3f ms (added: p50 +%.3f ms, p99 +%.3f ms) |\n",
 		res.ClaimsPerSetting, res.ClaimP50ms, res.ClaimP99ms, res.ClaimWaitP50ms, res.ClaimWaitP99ms, res.ClaimWaitP50ms-res.ClaimP50ms, res.ClaimWaitP99ms-res.ClaimP99ms)
@@ -379,7 +394,7 @@ func (b *bench) fresh(ctx context.Context, sb sandbox.Config) error {
 	b.close()
 	b.logSeq++
 	r, err := rig.Start(ctx, rig.Options{Dir: filepath.Join(b.dir, fmt.Sprintf("run-%d", b.logSeq)),
-		APIKey: "bench-" + rig.RandomB64(9), Sandbox: sb})
+		APIKey: "bench-" + rig.RandomB64(9), Sandbox: sb, SandboxProcess: !b.sandboxInProcess})
 	if err != nil {
 		return err
 	}
@@ -481,7 +496,11 @@ type pipelineSpec struct {
 	latency    time.Duration
 	env        map[string]string
 	measureRSS bool
-	profile    string
+	// profile: fetch the worker's CPU profile to this file, for
+	// profileFor (default 4 s) from profileAfter after the workers are
+	// ready.
+	profile                  string
+	profileAfter, profileFor time.Duration
 	// sampleInFlight: sample the worker's in-flight gauge while more
 	// than this many payments are still to be charged.
 	sampleInFlight int
@@ -512,8 +531,10 @@ type pipelineResult struct {
 	// steady: the added latencies of a steady-rate run.
 	steady Steady
 	// cpuPer1k: the first worker's CPU seconds (user + system, its own
-	// rusage) per 1,000 payments, from publish to the last callback.
-	cpuPer1k float64
+	// rusage) per 1,000 payments, from publish to the last callback;
+	// sandboxCPUPer1k the same of the sandbox's process (0 when it runs in
+	// the bench's).
+	cpuPer1k, sandboxCPUPer1k float64
 	// publishedPerSec: the rate the publish phase achieved.
 	publishedPerSec float64
 	cost            Cost
@@ -527,6 +548,9 @@ type Cost struct {
 	WorkerCPUPer1k float64 `json:"workerCpuSecondsPer1k"`
 	// RedisCPUPer1k: redis-server's used_cpu_user + used_cpu_sys per 1,000.
 	RedisCPUPer1k float64 `json:"redisCpuSecondsPer1k"`
+	// SandboxCPUPer1k: the sandbox process's CPU seconds per 1,000 (TTC
+	// and CyberSource's share, 0 with -sandbox-in-process).
+	SandboxCPUPer1k float64 `json:"sandboxCpuSecondsPer1k"`
 	// RedisClientCommands: commands sent by clients (MONITOR lines not
 	// from a script), per payment. Commands sent in one pipeline count
 	// each, so this is an upper bound on round trips.
@@ -708,7 +732,7 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 	profDone := make(chan error, 1)
 	profDone <- nil
 	var start time.Time
-	var cpu0 float64
+	var cpu0, sbCPU0 float64
 	var samples, sampled float64
 	stalls, stopProbe := make(chan []stall, 1), make(chan struct{})
 	var meter *costMeter
@@ -744,7 +768,10 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 			}
 			if s.profile != "" {
 				<-profDone
-				go func() { profDone <- fetchProfile(addrs[0], s.profile) }()
+				go func() {
+					time.Sleep(s.profileAfter)
+					profDone <- fetchProfile(addrs[0], s.profile, cmp.Or(s.profileFor, 4*time.Second))
+				}()
 			}
 			return nil
 		}},
@@ -760,6 +787,9 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 				}
 			}
 			cpu0 = cpuSeconds(procs[0].Pid())
+			if b.r.SBProc != nil {
+				sbCPU0 = cpuSeconds(b.r.SBProc.Pid())
+			}
 			start = time.Now()
 			for i := range s.n {
 				if s.rate > 0 {
@@ -797,7 +827,10 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 			deadline := time.Now().Add(10 * time.Minute)
 			var lastCharge time.Time
 			for {
-				charges, callbacks := b.r.SB.Counts()
+				charges, callbacks, err := b.r.Counts(ctx)
+				if err != nil {
+					return err
+				}
 				if charges == s.n && lastCharge.IsZero() {
 					lastCharge = time.Now()
 				}
@@ -838,12 +871,15 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 					}
 					res.chargesPerSec = float64(s.n) / lastCharge.Sub(start).Seconds()
 					res.cpuPer1k = (cpuSeconds(procs[0].Pid()) - cpu0) * 1000 / float64(s.n)
+					if b.r.SBProc != nil {
+						res.sandboxCPUPer1k = (cpuSeconds(b.r.SBProc.Pid()) - sbCPU0) * 1000 / float64(s.n)
+					}
 					if meter != nil {
 						var err error
 						if res.cost, err = meter.finish(ctx, b, s.n); err != nil {
 							return fmt.Errorf("cost: %w", err)
 						}
-						res.cost.WorkerCPUPer1k = res.cpuPer1k
+						res.cost.WorkerCPUPer1k, res.cost.SandboxCPUPer1k = res.cpuPer1k, res.sandboxCPUPer1k
 					}
 					if sampled > 0 {
 						res.meanInFlight = samples / sampled
@@ -860,8 +896,11 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 				time.Sleep(50 * time.Millisecond)
 			}
 		}},
-		rig.Phase{Name: rig.PhaseReport, Run: func(context.Context) error {
-			l := b.r.Ledger()
+		rig.Phase{Name: rig.PhaseReport, Run: func(ctx context.Context) error {
+			l, err := b.r.LedgerE(ctx)
+			if err != nil {
+				return err
+			}
 			var lat []float64
 			for _, c := range l.Callbacks {
 				if t0, ok := sent[c.BookingID]; ok {
@@ -906,7 +945,9 @@ type Steady struct {
 	CallbackP99ms  float64 `json:"callbackAddedP99ms"`
 	CallbackP999ms float64 `json:"callbackAddedP999ms"`
 	WorkerCPUPer1k float64 `json:"workerCpuSecondsPer1k"`
-	AchievedRate   float64 `json:"achievedRate"`
+	// SandboxCPUPer1k: the sandbox process's (0 with -sandbox-in-process).
+	SandboxCPUPer1k float64 `json:"sandboxCpuSecondsPer1k"`
+	AchievedRate    float64 `json:"achievedRate"`
 	// Stalls: a probe in the bench process (which also runs NATS and the
 	// sandbox) sleeps 1 ms in a loop; a wake-up more than 5 ms late is a
 	// stall of the machine, not of the pipeline. StallMaxMs is the
@@ -994,7 +1035,9 @@ func percentile(samples []float64, p int) float64 {
 	return samples[min(len(samples)-1, len(samples)*p/100)]
 }
 
-func fetchProfile(addr, path string) error { return fetchPprof(addr, "profile?seconds=4", path) }
+func fetchProfile(addr, path string, d time.Duration) error {
+	return fetchPprof(addr, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), path)
+}
 
 // fetchPprof writes a worker's /debug/pprof/<what> to path.
 func fetchPprof(addr, what, path string) error {

@@ -97,6 +97,12 @@ type Options struct {
 	Sandbox sandbox.Config
 	// APIKey of integrator "costco". Defaults to APIKeyDefault.
 	APIKey string
+	// SandboxProcess runs the sandbox in its own process (the caller's
+	// main must hand children to workerproc.RunChild, as for StartProc):
+	// SB is nil then, and SBProc, LedgerE and Counts reach it. The bench
+	// uses it so that the sandbox's TLS server is not in its process.
+	// Options.Sandbox's Now and Seed do not cross to the process.
+	SandboxProcess bool
 }
 
 // Rig is one running system. Close stops everything it started.
@@ -111,9 +117,13 @@ type Rig struct {
 	Sentinel *harness.Sentinel
 	// RedisURL is the Redis of every kind but RedisSentinel.
 	RedisURL string
-	SB       *sandbox.Server
-	CAFile   string
-	APIKey   string
+	// SB is the in-process sandbox; SBProc the sandbox's process
+	// (Options.SandboxProcess). TTCURL and CybsURL are either's.
+	SB              *sandbox.Server
+	SBProc          *workerproc.Sandbox
+	TTCURL, CybsURL string
+	CAFile          string
+	APIKey          string
 	// CacheKey is the CACHE_ENCRYPTION_KEY that WorkerEnv hands out.
 	CacheKey string
 	NC       *nats.Conn
@@ -193,13 +203,23 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	if sbCfg.Integrators == nil {
 		sbCfg.Integrators = map[string]sandbox.Integrator{"costco": {APIKey: r.APIKey}}
 	}
-	if r.SB, err = sandbox.Listen(sbCfg, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
-		return nil, err
-	}
-	r.onClose(func() { _ = r.SB.Close() })
 	r.CAFile = filepath.Join(o.Dir, "sandbox-ca.pem")
-	if err = os.WriteFile(r.CAFile, r.SB.CACertPEM(), 0o600); err != nil {
-		return nil, err
+	if o.SandboxProcess {
+		spec := workerproc.SandboxSpec{Integrators: sbCfg.Integrators, Faults: sbCfg.Faults, CAFile: r.CAFile}
+		if r.SBProc, err = workerproc.StartSandbox(ctx, spec, filepath.Join(o.Dir, "sandbox.log")); err != nil {
+			return nil, err
+		}
+		r.onClose(r.SBProc.Close)
+		r.TTCURL, r.CybsURL = r.SBProc.TTCURL, r.SBProc.CybsURL
+	} else {
+		if r.SB, err = sandbox.Listen(sbCfg, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		r.onClose(func() { _ = r.SB.Close() })
+		if err = os.WriteFile(r.CAFile, r.SB.CACertPEM(), 0o600); err != nil {
+			return nil, err
+		}
+		r.TTCURL, r.CybsURL = r.SB.TTCURL, r.SB.CybsURL
 	}
 	if r.NC, err = nats.Connect(r.NATSURL, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, o.NATSOptions...)...); err != nil {
 		return nil, err
@@ -254,9 +274,9 @@ func (r *Rig) WorkerEnv(extra ...map[string]string) map[string]string {
 	v := map[string]string{
 		"NATS_URL":             r.NATSURL,
 		"CACHE_ENCRYPTION_KEY": r.CacheKey,
-		"TTC_BASE_URL":         r.SB.TTCURL,
+		"TTC_BASE_URL":         r.TTCURL,
 		"TTC_API_KEYS":         "costco=" + r.APIKey,
-		"CYBS_BASE_URL":        r.SB.CybsURL,
+		"CYBS_BASE_URL":        r.CybsURL,
 		"CYBS_CA_FILE":         r.CAFile,
 		"CYBS_SOLUTION_ID":     "ttctestpartner",
 		"HTTP_ADDR":            "127.0.0.1:0",
@@ -480,8 +500,26 @@ func (r *Rig) PublishMsg(ctx context.Context, m *nats.Msg, patience time.Duratio
 }
 
 // Ledger is the sandbox's ledger: the ground truth of what CyberSource
-// and TTC saw.
+// and TTC saw. In-process sandbox only; with Options.SandboxProcess use
+// LedgerE.
 func (r *Rig) Ledger() sandbox.Ledger { return r.SB.Ledger() }
+
+// LedgerE is the ledger of either sandbox (in process or its own process).
+func (r *Rig) LedgerE(ctx context.Context) (sandbox.Ledger, error) {
+	if r.SB != nil {
+		return r.SB.Ledger(), nil
+	}
+	return r.SBProc.Admin.Ledger(ctx)
+}
+
+// Counts is how many charges and callbacks either sandbox has recorded.
+func (r *Rig) Counts(ctx context.Context) (charges, callbacks int, err error) {
+	if r.SB != nil {
+		charges, callbacks = r.SB.Counts()
+		return charges, callbacks, nil
+	}
+	return r.SBProc.Admin.Counts(ctx)
+}
 
 // SyncBuffer collects in-process workers' logs; safe for concurrent use.
 type SyncBuffer struct {

@@ -20,6 +20,7 @@ func (s *Sandbox) TTCHandler() http.Handler {
 	mux.HandleFunc("POST /cybersource/token/{integrator}", s.handleToken)
 	mux.HandleFunc("POST /cybersource/oauth/callback", s.handleCallback)
 	mux.HandleFunc("GET /sandbox/ledger", s.handleLedger)
+	mux.HandleFunc("GET /sandbox/counts", s.handleCounts)
 	mux.HandleFunc("POST /sandbox/reset", s.handleReset)
 	mux.HandleFunc("GET /sandbox/faults", s.handleFaults)
 	mux.HandleFunc("POST /sandbox/faults", s.handleFaults)

@@ -197,6 +197,18 @@ func (s *Sandbox) handleLedger(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Ledger())
 }
 
+// Counts is the answer of GET /sandbox/counts: cheap to poll, unlike the
+// whole ledger.
+type Counts struct {
+	Charges   int `json:"charges"`
+	Callbacks int `json:"callbacks"`
+}
+
+func (s *Sandbox) handleCounts(w http.ResponseWriter, _ *http.Request) {
+	charges, callbacks := s.Counts()
+	writeJSON(w, http.StatusOK, Counts{Charges: charges, Callbacks: callbacks})
+}
+
 func (s *Sandbox) handleReset(w http.ResponseWriter, _ *http.Request) {
 	s.Reset()
 	writeJSON(w, http.StatusOK, map[string]string{"message": "reset"})

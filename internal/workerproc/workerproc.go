@@ -1,6 +1,7 @@
-// Package workerproc runs workers as separate OS processes for the chaos
-// and benchmark programs: the program re-executes itself with the argument
-// "__worker", and that child runs a worker configured from its environment.
+// Package workerproc runs workers (and, for the bench, the sandbox) as
+// separate OS processes for the chaos and benchmark programs: the program
+// re-executes itself with the argument "__worker" (or "__sandbox"), and that
+// child runs a worker configured from its environment (or a sandbox).
 package workerproc
 
 import (
@@ -17,11 +18,18 @@ import (
 
 const childArg = "__worker"
 
-// IsChild reports whether this process was started as a worker child.
-func IsChild() bool { return len(os.Args) > 1 && os.Args[1] == childArg }
+// IsChild reports whether this process was started as a worker or sandbox
+// child.
+func IsChild() bool {
+	return len(os.Args) > 1 && (os.Args[1] == childArg || os.Args[1] == sandboxArg)
+}
 
-// RunChild runs the worker of a child process until ctx ends.
+// RunChild runs the worker (or the sandbox) of a child process until ctx
+// ends.
 func RunChild(ctx context.Context) error {
+	if os.Args[1] == sandboxArg {
+		return runSandbox(ctx, os.Getenv, os.Stdout)
+	}
 	cfg, err := worker.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return err

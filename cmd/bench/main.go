@@ -341,8 +341,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		p.cost.RedisClientCommands = mon.cost.RedisClientCommands
 		res.Cost = p.cost
-		say("(g) worker CPU %.3f s, Redis CPU %.3f s and sandbox CPU %.3f s per 1,000 payments; per payment %.2f Redis commands from the client, %.1f Redis commands executed, %.2f JetStream API calls, %.1f NATS messages in",
-			p.cost.WorkerCPUPer1k, p.cost.RedisCPUPer1k, p.cost.SandboxCPUPer1k, p.cost.RedisClientCommands, p.cost.RedisCommands, p.cost.JSAPICalls, p.cost.NATSMsgsIn)
+		say("(g) CPU per 1,000 payments: worker %.3f s, Redis %.3f s, sandbox %.3f s, bench process (NATS, publisher) %.3f s: a ceiling of %.0f payments/s on %d cores; per payment %.2f Redis commands from the client, %.1f Redis commands executed, %.2f JetStream API calls, %.1f NATS messages in",
+			p.cost.WorkerCPUPer1k, p.cost.RedisCPUPer1k, p.cost.SandboxCPUPer1k, p.cost.BenchCPUPer1k, p.cost.CeilingPerSec, runtime.NumCPU(), p.cost.RedisClientCommands, p.cost.RedisCommands, p.cost.JSAPICalls, p.cost.NATSMsgsIn)
 	}
 	if want("h") {
 		say("(h) claim latency, primary + one replica, %d claims without and with REDIS_MIN_REPLICAS=1", *claims)
@@ -374,8 +374,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		for _, k := range names {
 			by = append(by, fmt.Sprintf("%s %.2f", k, c.ByCommand[k]))
 		}
-		fmt.Fprintf(out, "| (g) cost per payment (%d payments, 1 worker) | worker CPU %.3f s, Redis CPU %.3f s and sandbox CPU %.3f s per 1,000; %.2f Redis commands from the client, %.1f Redis commands executed (%s); %.2f JetStream API calls; %.1f NATS messages in |\n",
-			c.Payments, c.WorkerCPUPer1k, c.RedisCPUPer1k, c.SandboxCPUPer1k, c.RedisClientCommands, c.RedisCommands, strings.Join(by, ", "), c.JSAPICalls, c.NATSMsgsIn)
+		fmt.Fprintf(out, "| (g) cost per payment (%d payments, 1 worker) | CPU per 1,000: worker %.3f s, Redis %.3f s, sandbox %.3f s, bench process (NATS, publisher) %.3f s, so at most %.0f payments/s on these cores; %.2f Redis commands from the client, %.1f Redis commands executed (%s); %.2f JetStream API calls; %.1f NATS messages in |\n",
+			c.Payments, c.WorkerCPUPer1k, c.RedisCPUPer1k, c.SandboxCPUPer1k, c.BenchCPUPer1k, c.CeilingPerSec, c.RedisClientCommands, c.RedisCommands, strings.Join(by, ", "), c.JSAPICalls, c.NATSMsgsIn)
 	}
 	fmt.Fprintf(out, "| (h) claim latency, primary + 1 replica, %d claims each | REDIS_MIN_REPLICAS=0: p50 %.3f ms, p99 %.3f ms; =1: p50 %.3f ms, p99 %.3f ms (added: p50 +%.3f ms, p99 +%.3f ms) |\n",
 		res.ClaimsPerSetting, res.ClaimP50ms, res.ClaimP99ms, res.ClaimWaitP50ms, res.ClaimWaitP99ms, res.ClaimWaitP50ms-res.ClaimP50ms, res.ClaimWaitP99ms-res.ClaimP99ms)
@@ -551,6 +551,13 @@ type Cost struct {
 	// SandboxCPUPer1k: the sandbox process's CPU seconds per 1,000 (TTC
 	// and CyberSource's share, 0 with -sandbox-in-process).
 	SandboxCPUPer1k float64 `json:"sandboxCpuSecondsPer1k"`
+	// BenchCPUPer1k: the bench process's own: the embedded NATS server,
+	// the publisher and the bench's polling.
+	BenchCPUPer1k float64 `json:"benchCpuSecondsPer1k"`
+	// CeilingPerSec: the cores divided by the CPU all of them take per
+	// payment: what this machine could carry if nothing else ran on it
+	// and no core ever idled.
+	CeilingPerSec float64 `json:"ceilingPaymentsPerSec"`
 	// RedisClientCommands: commands sent by clients (MONITOR lines not
 	// from a script), per payment. Commands sent in one pipeline count
 	// each, so this is an upper bound on round trips.
@@ -732,7 +739,7 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 	profDone := make(chan error, 1)
 	profDone <- nil
 	var start time.Time
-	var cpu0, sbCPU0 float64
+	var cpu0, sbCPU0, benchCPU0 float64
 	var samples, sampled float64
 	stalls, stopProbe := make(chan []stall, 1), make(chan struct{})
 	var meter *costMeter
@@ -786,7 +793,7 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 					return fmt.Errorf("cost: %w", err)
 				}
 			}
-			cpu0 = cpuSeconds(procs[0].Pid())
+			cpu0, benchCPU0 = cpuSeconds(procs[0].Pid()), cpuSeconds(os.Getpid())
 			if b.r.SBProc != nil {
 				sbCPU0 = cpuSeconds(b.r.SBProc.Pid())
 			}
@@ -880,6 +887,10 @@ func (b *bench) pipeline(ctx context.Context, s pipelineSpec) (pipelineResult, e
 							return fmt.Errorf("cost: %w", err)
 						}
 						res.cost.WorkerCPUPer1k, res.cost.SandboxCPUPer1k = res.cpuPer1k, res.sandboxCPUPer1k
+						res.cost.BenchCPUPer1k = (cpuSeconds(os.Getpid()) - benchCPU0) * 1000 / float64(s.n)
+						if total := res.cost.WorkerCPUPer1k + res.cost.RedisCPUPer1k + res.cost.SandboxCPUPer1k + res.cost.BenchCPUPer1k; total > 0 {
+							res.cost.CeilingPerSec = float64(runtime.NumCPU()) * 1000 / total
+						}
 					}
 					if sampled > 0 {
 						res.meanInFlight = samples / sampled

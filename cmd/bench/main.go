@@ -106,6 +106,11 @@ type Results struct {
 	MemoryKiBPerPayment float64       `json:"memoryKiBPerInFlightPayment"`
 	PeakInFlight        int           `json:"peakInFlight"`
 	PeakRSSMiB          float64       `json:"peakRssMiB"`
+	// MemLimit is the GOMEMLIMIT of the last (e) run (1,000 in flight
+	// again, the worker's soft memory limit set), and MemLimitPeakRSSMiB
+	// its peak RSS.
+	MemLimit           string  `json:"memLimit,omitempty"`
+	MemLimitPeakRSSMiB float64 `json:"memLimitPeakRssMiB,omitempty"`
 
 	Steady []Steady `json:"steady"`
 	Cost   Cost     `json:"cost"`
@@ -207,8 +212,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	workerEnv := envFlag{}
 	fs.Var(workerEnv, "worker-env", "NAME=value added to every worker's environment (repeatable), e.g. GOMEMLIMIT=80MiB")
 	costN := fs.Int("cost-n", 2000, "payments for (g)")
+	memLimit := fs.String("memlimit", "64MiB", "(e): GOMEMLIMIT of a fifth run at 1,000 in flight (empty: none)")
 	heapProfile := fs.String("heap-profile", "", "write the worker's heap profile at 1,000 in flight during (e) to this file")
 	steadyProfile := fs.String("steady-profile", "", "(f): write the worker's CPU profile (10 s, from 5 s into the steady publishing) to this file prefix, one per CyberSource latency")
+	keep := fs.Bool("keep", false, "keep the run directory (worker, sandbox and server logs) and print where it is")
 	sandboxInProcess := fs.Bool("sandbox-in-process", false, "run the sandbox in the bench's own process (as before), not in a process of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -217,7 +224,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		fmt.Fprintf(out, "# run directory (kept): %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	b := &bench{dir: dir, out: out, dump: *dumpLat, env: workerEnv, sandboxInProcess: *sandboxInProcess}
 	defer b.close()
 	res := Results{Machine: runtime.GOOS + "/" + runtime.GOARCH, Cores: runtime.NumCPU(), When: time.Now().UTC().Format(time.RFC3339)}
@@ -296,6 +307,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 		res.MemoryBaseMiB, res.MemoryKiBPerPayment = fitMemory(res.Memory)
+		if *memLimit != "" {
+			say("(e) peak RSS with 1000 payments in flight, GOMEMLIMIT=%s", *memLimit)
+			p, err := b.pipeline(ctx, pipelineSpec{n: 1000, workers: 1, latency: 4 * time.Second, measureRSS: true,
+				env: map[string]string{"PAYMENTS_CONCURRENCY": "1000", "ACK_WAIT": "30s", "GOMEMLIMIT": *memLimit}})
+			if err != nil {
+				return fmt.Errorf("(e) with GOMEMLIMIT: %w", err)
+			}
+			say("(e) 1000 in flight, GOMEMLIMIT=%s (peak seen %d): peak RSS %.1f MiB", *memLimit, p.peakInFlight, p.peakRSSMiB)
+			res.MemLimit, res.MemLimitPeakRSSMiB = *memLimit, p.peakRSSMiB
+		}
 	}
 	if want("f") {
 		r := *rate
@@ -362,6 +383,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "| (d) 4 worker processes, per 10,000 payments | %.1f TTC token requests, %.1f TLS handshakes (the guide's flow: 10,000 of each); %.0f payments/s |\n", res.TokenRequestsPer10k, res.TLSHandshakesPer10k, res.FourWorkersPaymentsPerSec)
 	for _, m := range res.Memory {
 		fmt.Fprintf(out, "| (e) worker peak RSS, %d payments in flight | %.1f MiB |\n", m.PeakInFlight, m.PeakRSSMiB)
+	}
+	if res.MemLimit != "" {
+		fmt.Fprintf(out, "| (e) worker peak RSS, 1000 payments in flight, GOMEMLIMIT=%s | %.1f MiB |\n", res.MemLimit, res.MemLimitPeakRSSMiB)
 	}
 	fmt.Fprintf(out, "| (e) the line through them | %.1f MiB + %.1f KiB per payment in flight |\n", res.MemoryBaseMiB, res.MemoryKiBPerPayment)
 	for _, st := range res.Steady {

@@ -82,6 +82,9 @@ type Results struct {
 	When    string `json:"when"`
 
 	RawMsgsPerSec float64 `json:"rawJetStreamTwoHopMsgsPerSec"`
+	// RawR3MsgsPerSec: (a) with R3 streams on a three-node cluster whose
+	// nodes share this machine's cores.
+	RawR3MsgsPerSec float64 `json:"rawJetStreamTwoHopR3MsgsPerSec"`
 
 	PipelinePerSec float64 `json:"pipelinePaymentsPerSec"`
 	PipelineP50ms  float64 `json:"pipelineP50ms"`
@@ -240,9 +243,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := b.fresh(ctx, sandbox.Config{}); err != nil {
 			return err
 		}
-		if res.RawMsgsPerSec, err = b.raw(ctx, *n); err != nil {
+		if res.RawMsgsPerSec, err = b.raw(ctx, *n, 1); err != nil {
 			return fmt.Errorf("(a): %w", err)
 		}
+	}
+	if want("i") {
+		say("(i) raw JetStream two-hop, R3 streams on a three-node cluster (all on this machine), %d messages", *n)
+		if err := b.freshWith(ctx, rig.Options{NATS: rig.NATSCluster}); err != nil {
+			return err
+		}
+		if res.RawR3MsgsPerSec, err = b.raw(ctx, *n, 3); err != nil {
+			return fmt.Errorf("(i): %w", err)
+		}
+		say("(i) %.0f msgs/s", res.RawR3MsgsPerSec)
 	}
 	if want("b") {
 		say("(b) full pipeline, zero-latency sandbox, %d payments", *n)
@@ -374,6 +387,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n| measure | figure |\n|---|---|\n")
 	fmt.Fprintf(out, "| (a) raw JetStream two-hop (publish→consume→publish→consume→ack) | %.0f msgs/s |\n", res.RawMsgsPerSec)
+	if res.RawR3MsgsPerSec > 0 {
+		fmt.Fprintf(out, "| (i) the same with R3 streams, three-node cluster on the same cores | %.0f msgs/s |\n", res.RawR3MsgsPerSec)
+	}
 	fmt.Fprintf(out, "| (b) full pipeline, zero-latency sandbox, intent → TTC callback | %.0f payments/s, p50 %.0f ms, p99 %.0f ms, %.2f of (a); CPU per 1,000: worker %.2f s, sandbox %.2f s |\n",
 		res.PipelinePerSec, res.PipelineP50ms, res.PipelineP99ms, res.PipelineRatio, res.PipelineWorkerCPUPer1k, res.PipelineSandboxCPUPer1k)
 	for _, c := range res.Slow {
@@ -415,10 +431,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // fresh replaces the rig: each measurement gets a fresh NATS, Redis and
 // sandbox, so that none inherits another's backlog.
 func (b *bench) fresh(ctx context.Context, sb sandbox.Config) error {
+	return b.freshWith(ctx, rig.Options{Sandbox: sb})
+}
+
+// freshWith is fresh with the rig's other options (a NATS cluster).
+func (b *bench) freshWith(ctx context.Context, o rig.Options) error {
 	b.close()
 	b.logSeq++
-	r, err := rig.Start(ctx, rig.Options{Dir: filepath.Join(b.dir, fmt.Sprintf("run-%d", b.logSeq)),
-		APIKey: "bench-" + rig.RandomB64(9), Sandbox: sb, SandboxProcess: !b.sandboxInProcess})
+	o.Dir, o.APIKey, o.SandboxProcess = filepath.Join(b.dir, fmt.Sprintf("run-%d", b.logSeq)), "bench-"+rig.RandomB64(9), !b.sandboxInProcess
+	r, err := rig.Start(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -435,8 +456,8 @@ func (b *bench) close() {
 
 // raw measures publish → consume → publish → consume → ack with the
 // worker's stream settings and concurrency (32 payments, 16 callbacks).
-func (b *bench) raw(ctx context.Context, n int) (float64, error) {
-	cfgs := streams.Config{}.Configs()
+func (b *bench) raw(ctx context.Context, n, replicas int) (float64, error) {
+	cfgs := streams.Config{Replicas: replicas}.Configs()
 	a, c := cfgs[0], cfgs[1] // intents and callbacks settings
 	a.Name, a.Subjects = "RAW_A", []string{"raw.a.*"}
 	c.Name, c.Subjects = "RAW_B", []string{"raw.b.*"}

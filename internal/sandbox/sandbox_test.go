@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -628,5 +629,38 @@ func TestMITRules(t *testing.T) {
 	c := srv.Ledger().Charges[0]
 	if c.Credential.InitiatorType != "merchant" || c.Credential.PreviousTransactionID != "123" || c.Credential.OriginalAmount != "10.00" || c.CommerceIndic != "recurring" {
 		t.Fatalf("ledger credential %+v", c.Credential)
+	}
+}
+
+// TestAdminMatchesTheServer: Admin (the client of the admin routes, for a
+// sandbox in another process) reads the same counts and ledger as the
+// server itself, after a charge, a decline and a callback.
+func TestAdminMatchesTheServer(t *testing.T) {
+	srv := start(t, sandbox.Config{})
+	a := sandbox.Admin{URL: srv.TTCURL}
+	ctx := context.Background()
+	s := newSession(t, srv)
+	_, m := s.pay(t, payment("4111111111111111", "12.00", "adm-1", true))
+	id := m["id"].(string)
+	_, _ = s.pay(t, payment("4000000000000002", "10.00", "adm-2", true))
+	if st, b := post(t, http.DefaultClient, srv.TTCURL+"/cybersource/oauth/callback", map[string]string{"x-api-key": apiKey},
+		`{"merchantId":"ttc_ttusas_m","transactionId":"`+id+`","bookingId":"C1","currency":"USD","amount":"12.00"}`); st != 200 {
+		t.Fatalf("callback %d %s", st, b)
+	}
+	charges, callbacks, err := a.Counts(ctx)
+	wc, wcb := srv.Counts()
+	if err != nil || charges != wc || callbacks != wcb || charges != 2 || callbacks != 1 {
+		t.Fatalf("admin counts %d, %d (%v); server %d, %d", charges, callbacks, err, wc, wcb)
+	}
+	l, err := a.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := srv.Ledger(); len(l.Charges) != len(want.Charges) || l.Charges[0].ID != want.Charges[0].ID ||
+		len(l.Callbacks) != 1 || l.Callbacks[0].BookingID != "C1" || l.TLSHandshakes != want.TLSHandshakes || len(l.TokenRequests) != 1 {
+		t.Fatalf("admin ledger %+v\nserver ledger %+v", l, want)
+	}
+	if err := (sandbox.Admin{URL: srv.TTCURL + "/nowhere"}).SetFaults(ctx, sandbox.Faults{}); err == nil {
+		t.Fatal("an answer other than 200 read as success")
 	}
 }

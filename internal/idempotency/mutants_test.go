@@ -1,0 +1,74 @@
+package idempotency_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ttcpay/payflow/internal/harness"
+	"github.com/ttcpay/payflow/internal/idempotency"
+)
+
+// Tests for the survivors of gremlins' run on this package
+// (docs/mutation.md, "internal/idempotency (gremlins)").
+
+// TestReplicaTimeoutDefault: with MinReplicas set and no ReplicaTimeout,
+// a guard write waits ReplicaTimeoutDefault for replicas and then fails
+// with ErrNotReplicated; WAIT with a timeout of 0 would block until the
+// client gave up, and the step would fail with a connection error instead.
+func TestReplicaTimeoutDefault(t *testing.T) {
+	r := harness.StartRedis(t) // no replica
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	var reports int
+	s := idempotency.New(rdb, idempotency.Options{MinReplicas: 1, OnNotReplicated: func(string, int) { reports++ }})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Claim(ctx, "i1", "fp", idempotency.NewOwner(), time.Minute); !errors.Is(err, idempotency.ErrNotReplicated) {
+		t.Fatalf("claim without a replica: %v, want ErrNotReplicated", err)
+	}
+	if reports != 1 {
+		t.Fatalf("%d not-replicated reports, want 1", reports)
+	}
+}
+
+// paymentIndex is what TestFinishIndexesThePayment needs of a store.
+type paymentIndex interface {
+	Claim(ctx context.Context, intentID, fingerprint, owner string, lease time.Duration) (idempotency.Claim, error)
+	Finish(ctx context.Context, a idempotency.Attempt, out idempotency.Outcome) error
+	PaymentIntent(ctx context.Context, cybersourceID string) (string, error)
+}
+
+// TestFinishIndexesThePayment: Finish of an authorized payment writes the
+// index from its CyberSource id to the intent (the commands queued ahead of
+// the script in guard's pipeline), with or without replicas to wait for;
+// operations on the payment find its ledger through it.
+func TestFinishIndexesThePayment(t *testing.T) {
+	redisStore, _ := store(t)
+	for name, s := range map[string]paymentIndex{
+		"Redis":  redisStore,
+		"Memory": idempotency.NewMemory(time.Now, time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			const pid = "7000000000000000000042"
+			if id, err := s.PaymentIntent(ctx, pid); err != nil || id != "" {
+				t.Fatalf("index before Finish: %q %v", id, err)
+			}
+			c, err := s.Claim(ctx, "i1", "fp", idempotency.NewOwner(), time.Minute)
+			if err != nil || c.State != idempotency.Claimed {
+				t.Fatalf("claim: %+v %v", c, err)
+			}
+			out := idempotency.Outcome{Result: []byte(`{}`), Payment: &idempotency.Payment{CyberSourceID: pid, Currency: "USD", Authorized: 100_0000, MerchantID: "m1"}}
+			if err := s.Finish(ctx, c.Attempt, out); err != nil {
+				t.Fatal(err)
+			}
+			if id, err := s.PaymentIntent(ctx, pid); err != nil || id != "i1" {
+				t.Fatalf("index after Finish: %q %v, want i1", id, err)
+			}
+		})
+	}
+}

@@ -72,3 +72,37 @@ func TestFinishIndexesThePayment(t *testing.T) {
 		})
 	}
 }
+
+// TestNotReplicatedStepsFail: a guard step whose write fewer replicas
+// acknowledged than MinReplicas fails with ErrNotReplicated, although its
+// script succeeded: a failover could lose the write, so the caller must
+// not count the step.
+func TestNotReplicatedStepsFail(t *testing.T) {
+	r := harness.StartRedis(t) // no replica
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	plain := idempotency.New(rdb, idempotency.Options{Retention: time.Hour})
+	waiting := idempotency.New(rdb, idempotency.Options{Retention: time.Hour, MinReplicas: 1, ReplicaTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	for name, step := range map[string]func(idempotency.Attempt) error{
+		"Extend":      func(a idempotency.Attempt) error { return waiting.Extend(ctx, a, time.Minute) },
+		"MarkUnknown": func(a idempotency.Attempt) error { return waiting.MarkUnknown(ctx, a) },
+		"Finish": func(a idempotency.Attempt) error {
+			return waiting.Finish(ctx, a, idempotency.Outcome{Result: []byte(`{}`)})
+		},
+		"Advance": func(a idempotency.Attempt) error {
+			_, err := waiting.Advance(ctx, a, time.Minute, "fp")
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := plain.Claim(ctx, "i-"+name, "fp", idempotency.NewOwner(), time.Minute)
+			if err != nil || c.State != idempotency.Claimed {
+				t.Fatalf("claim: %+v %v", c, err)
+			}
+			if err := step(c.Attempt); !errors.Is(err, idempotency.ErrNotReplicated) {
+				t.Fatalf("%s without a replica: %v, want ErrNotReplicated", name, err)
+			}
+		})
+	}
+}

@@ -106,3 +106,31 @@ func TestNotReplicatedStepsFail(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryFailoverKeepsReplicatedWrites: the in-memory store's model of
+// replication (used by internal/payment's simulation): a failover keeps
+// what was replicated, by a guard's WAIT or by Replicate, and loses what
+// was not.
+func TestMemoryFailoverKeepsReplicatedWrites(t *testing.T) {
+	ctx := context.Background()
+	m := idempotency.NewMemory(time.Now, time.Hour)
+	m.MinReplicas = 1
+	if c, err := m.Claim(ctx, "waited", "fp", idempotency.NewOwner(), time.Minute); err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	m.MinReplicas = 0
+	for _, id := range []string{"replicated", "lost"} {
+		if c, err := m.Claim(ctx, id, "fp", idempotency.NewOwner(), time.Minute); err != nil || c.State != idempotency.Claimed {
+			t.Fatalf("claim %s: %+v %v", id, c, err)
+		}
+	}
+	m.Replicate(idempotency.Key("replicated"))
+	if lost := m.Failover(); lost != 1 {
+		t.Fatalf("failover lost %d keys, want 1", lost)
+	}
+	for id, kept := range map[string]bool{"waited": true, "replicated": true, "lost": false} {
+		if got := m.Fields(idempotency.Key(id)) != nil; got != kept {
+			t.Errorf("%s: kept %v after the failover, want %v", id, got, kept)
+		}
+	}
+}

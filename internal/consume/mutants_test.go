@@ -31,6 +31,7 @@ type fakeMsg struct {
 	jetstream.Msg
 	delivered uint64
 	ackErr    error
+	nakErr    error
 	acks      int
 	naks      []time.Duration
 }
@@ -45,7 +46,7 @@ func (m *fakeMsg) InProgress() error    { return nil }
 func (m *fakeMsg) Ack() error           { m.acks++; return m.ackErr }
 func (m *fakeMsg) NakWithDelay(d time.Duration) error {
 	m.naks = append(m.naks, d)
-	return nil
+	return m.nakErr
 }
 
 // fakePublisher keeps what is published, or refuses it all with err.
@@ -65,9 +66,13 @@ func (p *fakePublisher) PublishMsg(_ context.Context, m *nats.Msg, _ ...jetstrea
 // fakeHistory keeps the histories appended, by intent.
 type fakeHistory struct {
 	got map[string][]idempotency.Event
+	err error // refuses every append
 }
 
 func (h *fakeHistory) AppendHistory(_ context.Context, id string, _ time.Duration, events ...idempotency.Event) error {
+	if h.err != nil {
+		return h.err
+	}
 	if h.got == nil {
 		h.got = map[string][]idempotency.Event{}
 	}
@@ -223,19 +228,95 @@ func TestAfterRecordSeam(t *testing.T) {
 	}
 }
 
-// TestAckWarning: a failed ack is logged as a warning; a delivery that
-// went well logs none.
+// TestAckWarning: a failed ack or nak is logged as a warning; a delivery
+// that went well logs none.
 func TestAckWarning(t *testing.T) {
+	retry := payment.Decision{Action: payment.Retry, Delay: time.Minute, Merchant: "m1", IntentID: "i1"}
 	for _, tc := range []struct {
-		ackErr error
+		dec    payment.Decision
+		msg    *fakeMsg
 		warned bool
-	}{{nil, false}, {nats.ErrConnectionClosed, true}} {
+	}{
+		{authorized("i1"), &fakeMsg{delivered: 1}, false},
+		{authorized("i1"), &fakeMsg{delivered: 1, ackErr: nats.ErrConnectionClosed}, true},
+		{retry, &fakeMsg{delivered: 1}, false},
+		{retry, &fakeMsg{delivered: 1, nakErr: nats.ErrConnectionClosed}, true},
+	} {
 		var buf bytes.Buffer
 		log := zerolog.New(&buf).Level(zerolog.WarnLevel)
-		NewPayments(PaymentsConfig{}, decided(authorized("i1")), &fakePublisher{}, log, NewMetrics(prometheus.NewRegistry())).
-			Handle(context.Background(), &fakeMsg{delivered: 1, ackErr: tc.ackErr})
+		NewPayments(PaymentsConfig{}, decided(tc.dec), &fakePublisher{}, log, NewMetrics(prometheus.NewRegistry())).
+			Handle(context.Background(), tc.msg)
 		if warned := buf.Len() > 0; warned != tc.warned {
-			t.Fatalf("ack error %v: warned %v (%q), want %v", tc.ackErr, warned, buf.String(), tc.warned)
+			t.Fatalf("%s, ack error %v, nak error %v: warned %v (%q), want %v", tc.dec.Action, tc.msg.ackErr, tc.msg.nakErr, warned, buf.String(), tc.warned)
+		}
+	}
+}
+
+// TestHistoryOfAnAck: an intent that went straight through (claimed at
+// attempt 1, one call, acked) writes no history; any other acked intent
+// writes its events and the ack; a dead letter's reason is cut after 300
+// bytes. A history that cannot be written is logged at debug level, and
+// only then.
+func TestHistoryOfAnAck(t *testing.T) {
+	claim := func(n int) idempotency.Event { return idempotency.Event{Kind: "claim", Attempt: n} }
+	call := idempotency.Event{Kind: "call", Attempt: 1}
+	for _, tc := range []struct {
+		name    string
+		events  []idempotency.Event
+		reemit  bool
+		written bool
+	}{
+		{"StraightThrough", []idempotency.Event{claim(1), call}, false, false},
+		{"SecondAttempt", []idempotency.Event{claim(2), call}, false, true},
+		{"ClaimOnly", []idempotency.Event{claim(1)}, false, true},
+		{"NotAClaim", []idempotency.Event{{Kind: "resolve", Attempt: 1}, call}, false, true},
+		{"Reemit", []idempotency.Event{claim(1), call}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := authorized("i1")
+			dec.Events, dec.Reemit = tc.events, tc.reemit
+			h := &fakeHistory{}
+			NewPayments(PaymentsConfig{History: h}, decided(dec), &fakePublisher{}, zerolog.Nop(), NewMetrics(prometheus.NewRegistry())).
+				Handle(context.Background(), &fakeMsg{delivered: 1})
+			ev := h.got["i1"]
+			if !tc.written {
+				if len(ev) != 0 {
+					t.Fatalf("history written for a straight-through intent: %+v", ev)
+				}
+				return
+			}
+			if len(ev) != len(tc.events)+1 || ev[len(ev)-1].Kind != "ack" {
+				t.Fatalf("history %+v, want the %d events and the ack", ev, len(tc.events))
+			}
+		})
+	}
+
+	for _, n := range []int{300, 301} {
+		h := &fakeHistory{}
+		reason := strings.Repeat("r", n)
+		letter := payment.Decision{Action: payment.DeadLetter, Letter: &payment.Letter{Class: deadletter.ClassRejected, Reason: reason}, Merchant: "m1", IntentID: "i1", HistoryID: "i1"}
+		NewPayments(PaymentsConfig{History: h}, decided(letter), &fakePublisher{}, zerolog.Nop(), NewMetrics(prometheus.NewRegistry())).
+			Handle(context.Background(), &fakeMsg{delivered: 1})
+		want := string(deadletter.ClassRejected) + ": " + reason[:min(n, 300)]
+		if n > 300 {
+			want += "…"
+		}
+		if ev := h.got["i1"]; len(ev) != 1 || ev[0].Detail != want {
+			t.Fatalf("reason of %d bytes: history %+v, want detail %q", n, ev, want)
+		}
+	}
+
+	for _, tc := range []struct {
+		err    error
+		logged bool
+	}{{nil, false}, {errors.New("redis: connection refused"), true}} {
+		var buf bytes.Buffer
+		dec := authorized("i1")
+		dec.Reemit = true
+		NewPayments(PaymentsConfig{History: &fakeHistory{err: tc.err}}, decided(dec), &fakePublisher{}, zerolog.New(&buf).Level(zerolog.DebugLevel), NewMetrics(prometheus.NewRegistry())).
+			Handle(context.Background(), &fakeMsg{delivered: 1})
+		if logged := buf.Len() > 0; logged != tc.logged {
+			t.Fatalf("history error %v: logged %v (%q), want %v", tc.err, logged, buf.String(), tc.logged)
 		}
 	}
 }

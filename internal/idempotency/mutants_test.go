@@ -134,3 +134,25 @@ func TestMemoryFailoverKeepsReplicatedWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryClaimLease: the in-memory store's claim takes a lease that
+// ends lease after the claim: another claim within it is busy for the
+// rest of it, and one at its very end finds it lost (unknown), as the
+// claim script's `l > now` does.
+func TestMemoryClaimLease(t *testing.T) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000)
+	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	const lease = time.Minute
+	if c, err := m.Claim(ctx, "i1", "fp", "a", lease); err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	now = now.Add(lease / 4)
+	if c, err := m.Claim(ctx, "i1", "fp", "b", lease); err != nil || c.State != idempotency.Busy || c.Wait != lease-lease/4 {
+		t.Fatalf("claim within the lease: %+v %v, want busy for %v", c, err, lease-lease/4)
+	}
+	now = now.Add(lease - lease/4)
+	if c, err := m.Claim(ctx, "i1", "fp", "b", lease); err != nil || c.State != idempotency.Unknown {
+		t.Fatalf("claim at the lease's end: %+v %v, want unknown", c, err)
+	}
+}

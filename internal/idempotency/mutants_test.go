@@ -156,3 +156,44 @@ func TestMemoryClaimLease(t *testing.T) {
 		t.Fatalf("claim at the lease's end: %+v %v, want unknown", c, err)
 	}
 }
+
+// TestMemoryReopenAndResolveTimes: the in-memory store's reopen takes a
+// lease from now, and its resolution begins once the delay since the
+// attempt turned unknown has passed, not before (the same as the scripts,
+// with the store's clock in place of Redis's).
+func TestMemoryReopenAndResolveTimes(t *testing.T) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000)
+	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	const lease, delay = time.Minute, 10 * time.Second
+
+	c, err := m.Claim(ctx, "reopened", "fp", "a", lease)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if err := m.Finish(ctx, c.Attempt, idempotency.Outcome{Result: []byte(`{}`), Letter: &idempotency.Letter{Class: "exhausted", Reason: "budget"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := m.Reopen(ctx, c.Attempt, "fp", "exhausted", lease); err != nil || r.State != idempotency.Claimed {
+		t.Fatalf("reopen: %+v %v", r, err)
+	}
+	if b, err := m.Claim(ctx, "reopened", "fp", "b", lease); err != nil || b.State != idempotency.Busy || b.Wait != lease {
+		t.Fatalf("claim after the reopen: %+v %v, want busy for %v", b, err, lease)
+	}
+
+	c, err = m.Claim(ctx, "resolved", "fp", "a", lease)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if err := m.MarkUnknown(ctx, c.Attempt); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(delay / 2)
+	if wait, ok, err := m.BeginResolve(ctx, c.Attempt, lease, delay); err != nil || ok || wait != delay/2 {
+		t.Fatalf("resolve halfway through the delay: wait %v, ok %v, %v; want to wait %v", wait, ok, err, delay/2)
+	}
+	now = now.Add(delay / 2)
+	if wait, ok, err := m.BeginResolve(ctx, c.Attempt, lease, delay); err != nil || !ok || wait != 0 {
+		t.Fatalf("resolve once the delay has passed: wait %v, ok %v, %v", wait, ok, err)
+	}
+}

@@ -196,4 +196,7 @@ func TestMemoryReopenAndResolveTimes(t *testing.T) {
 	if wait, ok, err := m.BeginResolve(ctx, c.Attempt, lease, delay); err != nil || !ok || wait != 0 {
 		t.Fatalf("resolve once the delay has passed: wait %v, ok %v, %v", wait, ok, err)
 	}
+	if b, err := m.Claim(ctx, "resolved", "fp", "b", lease); err != nil || b.State != idempotency.Busy || b.Wait != lease {
+		t.Fatalf("claim while resolving: %+v %v, want busy for %v", b, err, lease)
+	}
 }

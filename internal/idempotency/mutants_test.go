@@ -200,3 +200,32 @@ func TestMemoryReopenAndResolveTimes(t *testing.T) {
 		t.Fatalf("claim while resolving: %+v %v, want busy for %v", b, err, lease)
 	}
 }
+
+// TestMemoryAdvanceAndExtendLeases: the in-memory store's Advance and
+// Extend give the caller a lease that ends lease from now.
+func TestMemoryAdvanceAndExtendLeases(t *testing.T) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000)
+	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	const lease = time.Minute
+	busyFor := func(what string, want time.Duration) {
+		t.Helper()
+		if b, err := m.Claim(ctx, "i1", "fp", "other", lease); err != nil || b.State != idempotency.Busy || b.Wait != want {
+			t.Fatalf("claim after %s: %+v %v, want busy for %v", what, b, err, want)
+		}
+	}
+	c, err := m.Claim(ctx, "i1", "fp", "a", lease)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	now = now.Add(lease / 2)
+	if err := m.Extend(ctx, c.Attempt, lease); err != nil {
+		t.Fatal(err)
+	}
+	busyFor("Extend", lease)
+	now = now.Add(lease / 2)
+	if _, err := m.Advance(ctx, c.Attempt, 2*lease, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	busyFor("Advance", 2*lease)
+}

@@ -229,3 +229,44 @@ func TestMemoryAdvanceAndExtendLeases(t *testing.T) {
 	}
 	busyFor("Advance", 2*lease)
 }
+
+// TestMemoryNotReplicatedStepsFail: the in-memory store's model of WAIT
+// fails a guard step with ErrNotReplicated when the replica does not
+// acknowledge it, as the Redis store does (TestNotReplicatedStepsFail).
+func TestMemoryNotReplicatedStepsFail(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		op   string
+		step func(m *idempotency.Memory, a idempotency.Attempt) error
+	}{
+		{idempotency.OpAdvance, func(m *idempotency.Memory, a idempotency.Attempt) error {
+			_, err := m.Advance(ctx, a, time.Minute, "fp")
+			return err
+		}},
+		{idempotency.OpExtend, func(m *idempotency.Memory, a idempotency.Attempt) error { return m.Extend(ctx, a, time.Minute) }},
+		{idempotency.OpMarkUnknown, func(m *idempotency.Memory, a idempotency.Attempt) error { return m.MarkUnknown(ctx, a) }},
+		{idempotency.OpFinish, func(m *idempotency.Memory, a idempotency.Attempt) error {
+			return m.Finish(ctx, a, idempotency.Outcome{Result: []byte(`{}`)})
+		}},
+		{idempotency.OpReopen, func(m *idempotency.Memory, a idempotency.Attempt) error {
+			if err := m.Finish(ctx, a, idempotency.Outcome{Result: []byte(`{}`), Letter: &idempotency.Letter{Class: "exhausted"}}); err != nil {
+				return err
+			}
+			_, err := m.Reopen(ctx, a, "fp", "exhausted", time.Minute)
+			return err
+		}},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			m := idempotency.NewMemory(time.Now, time.Hour)
+			m.MinReplicas = 1
+			m.ReplicaDown = func(op string) bool { return op == tc.op }
+			c, err := m.Claim(ctx, "i1", "fp", idempotency.NewOwner(), time.Minute)
+			if err != nil || c.State != idempotency.Claimed {
+				t.Fatalf("claim: %+v %v", c, err)
+			}
+			if err := tc.step(m, c.Attempt); !errors.Is(err, idempotency.ErrNotReplicated) {
+				t.Fatalf("%s with the replica down: %v, want ErrNotReplicated", tc.op, err)
+			}
+		})
+	}
+}

@@ -270,3 +270,39 @@ func TestMemoryNotReplicatedStepsFail(t *testing.T) {
 		})
 	}
 }
+
+// callbackMarks is what TestCallbackMarks needs of a store.
+type callbackMarks interface {
+	Claim(ctx context.Context, intentID, fingerprint, owner string, lease time.Duration) (idempotency.Claim, error)
+	MarkCallbackDelivered(ctx context.Context, intentID, transactionID string) error
+	CallbackDelivered(ctx context.Context, intentID, transactionID string) (bool, error)
+}
+
+// TestCallbackMarks: a delivered callback is marked for its transaction
+// only, in both stores (the in-memory one had no test of a mark that
+// sticks).
+func TestCallbackMarks(t *testing.T) {
+	redisStore, _ := store(t)
+	for name, s := range map[string]callbackMarks{
+		"Redis":  redisStore,
+		"Memory": idempotency.NewMemory(time.Now, time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if c, err := s.Claim(ctx, "i1", "fp", idempotency.NewOwner(), time.Minute); err != nil || c.State != idempotency.Claimed {
+				t.Fatalf("claim: %+v %v", c, err)
+			}
+			if err := s.MarkCallbackDelivered(ctx, "i1", "tx1"); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				intent, tx string
+				want       bool
+			}{{"i1", "tx1", true}, {"i1", "tx2", false}, {"i2", "tx1", false}} {
+				if got, err := s.CallbackDelivered(ctx, tc.intent, tc.tx); err != nil || got != tc.want {
+					t.Fatalf("CallbackDelivered(%s, %s) = %v %v, want %v", tc.intent, tc.tx, got, err, tc.want)
+				}
+			}
+		})
+	}
+}

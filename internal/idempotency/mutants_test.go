@@ -306,3 +306,50 @@ func TestCallbackMarks(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryFailHook: the in-memory store's Fail hook (Redis unreachable,
+// for the payment logic's tests) fails every operation with its error
+// (History, which operators read, is not behind it).
+func TestMemoryFailHook(t *testing.T) {
+	ctx := context.Background()
+	down := errors.New("redis: connection refused")
+	m := idempotency.NewMemory(time.Now, time.Hour)
+	c, err := m.Claim(ctx, "i1", "fp", "o", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Attempt
+	var asked []string
+	m.Fail = func(op string) error { asked = append(asked, op); return down }
+	for name, op := range map[string]func() error{
+		"Claim":         func() error { _, err := m.Claim(ctx, "i2", "fp", "o", time.Minute); return err },
+		"Reopen":        func() error { _, err := m.Reopen(ctx, a, "fp", "exhausted", time.Minute); return err },
+		"BeginResolve":  func() error { _, _, err := m.BeginResolve(ctx, a, time.Minute, 0); return err },
+		"Advance":       func() error { _, err := m.Advance(ctx, a, time.Minute, "fp"); return err },
+		"Release":       func() error { return m.Release(ctx, a) },
+		"MarkUnknown":   func() error { return m.MarkUnknown(ctx, a) },
+		"Finish":        func() error { return m.Finish(ctx, a, idempotency.Outcome{Result: []byte(`{}`)}) },
+		"ReversalDone":  func() error { return m.ReversalDone(ctx, "i1", "p1") },
+		"Extend":        func() error { return m.Extend(ctx, a, time.Minute) },
+		"State":         func() error { _, err := m.State(ctx, "i1"); return err },
+		"Result":        func() error { _, err := m.Result(ctx, "i1"); return err },
+		"MarkCallback":  func() error { return m.MarkCallbackDelivered(ctx, "i1", "tx") },
+		"Callback":      func() error { _, err := m.CallbackDelivered(ctx, "i1", "tx"); return err },
+		"PaymentIntent": func() error { _, err := m.PaymentIntent(ctx, "p1"); return err },
+		"Reserve": func() error {
+			_, _, err := m.Reserve(ctx, "i1", "m1", "capture", a, 1)
+			return err
+		},
+		"Unreserve":       func() error { return m.Unreserve(ctx, "i1", "capture", a) },
+		"LastTransaction": func() error { _, err := m.LastTransaction(ctx, "m1", "r"); return err },
+		"AdvanceChain":    func() error { return m.AdvanceChain(ctx, "m1", "r", "tx", time.Now()) },
+		"AppendHistory":   func() error { return m.AppendHistory(ctx, "i1", time.Hour, idempotency.Event{Kind: "claim"}) },
+	} {
+		if err := op(); !errors.Is(err, down) {
+			t.Errorf("%s with Redis unreachable: %v, want its error", name, err)
+		}
+	}
+	if len(asked) != 19 {
+		t.Errorf("the hook was asked %d times, want once per operation (19)", len(asked))
+	}
+}

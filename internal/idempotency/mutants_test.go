@@ -353,3 +353,27 @@ func TestMemoryFailHook(t *testing.T) {
 		t.Errorf("the hook was asked %d times, want once per operation (19)", len(asked))
 	}
 }
+
+// TestMemoryHistoryKeepsTheLast: the in-memory store keeps the last
+// HistoryMax events of an intent, as the Redis store's LTRIM does.
+func TestMemoryHistoryKeepsTheLast(t *testing.T) {
+	ctx := context.Background()
+	m := idempotency.NewMemory(time.Now, time.Hour)
+	events := make([]idempotency.Event, idempotency.HistoryMax+1)
+	for i := range events {
+		events[i] = idempotency.Event{Kind: "retry", Attempt: i}
+	}
+	if err := m.AppendHistory(ctx, "i1", time.Hour, events[:idempotency.HistoryMax]...); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := m.History(ctx, "i1"); len(h) != idempotency.HistoryMax || h[0].Attempt != 0 {
+		t.Fatalf("%d events kept of %d (first %+v)", len(h), idempotency.HistoryMax, h[0])
+	}
+	if err := m.AppendHistory(ctx, "i1", time.Hour, events[idempotency.HistoryMax]); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := m.History(ctx, "i1")
+	if len(h) != idempotency.HistoryMax || h[0].Attempt != 1 || h[len(h)-1].Attempt != idempotency.HistoryMax {
+		t.Fatalf("after one more: %d events, first attempt %d, last %d; want the last %d", len(h), h[0].Attempt, h[len(h)-1].Attempt, idempotency.HistoryMax)
+	}
+}

@@ -105,6 +105,21 @@ func TestNotReplicatedStepsFail(t *testing.T) {
 			}
 		})
 	}
+	// The settlement ledger's guard steps.
+	c, err := plain.Claim(ctx, "pay", "fp", idempotency.NewOwner(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Finish(ctx, c.Attempt, idempotency.Outcome{Result: []byte(`{}`), Payment: &idempotency.Payment{CyberSourceID: "7000000000000000000043", Currency: "USD", Authorized: 100_0000, MerchantID: "m1"}}); err != nil {
+		t.Fatal(err)
+	}
+	op := idempotency.Attempt{IntentID: "capture-1", Owner: "o", N: 1}
+	if _, _, err := waiting.Reserve(ctx, "pay", "m1", "capture", op, 10_0000); !errors.Is(err, idempotency.ErrNotReplicated) {
+		t.Fatalf("Reserve without a replica: %v, want ErrNotReplicated", err)
+	}
+	if err := waiting.AdvanceChain(ctx, "m1", "root", "tx1", time.Now()); !errors.Is(err, idempotency.ErrNotReplicated) {
+		t.Fatalf("AdvanceChain without a replica: %v, want ErrNotReplicated", err)
+	}
 }
 
 // TestMemoryFailoverKeepsReplicatedWrites: the in-memory store's model of

@@ -392,3 +392,38 @@ func TestMemoryHistoryKeepsTheLast(t *testing.T) {
 		t.Fatalf("after one more: %d events, first attempt %d, last %d; want the last %d", len(h), h[0].Attempt, h[len(h)-1].Attempt, idempotency.HistoryMax)
 	}
 }
+
+// TestReserveNothing: a reservation of 0 is refused (ErrNothingLeft) in
+// both stores and takes nothing; only a negative amount means "all that is
+// left".
+func TestReserveNothing(t *testing.T) {
+	redisStore, _ := store(t)
+	type ledger interface {
+		paymentIndex
+		Reserve(ctx context.Context, paymentIntentID, merchant, kind string, a idempotency.Attempt, amount int64) (int64, string, error)
+	}
+	for name, s := range map[string]ledger{
+		"Redis":  redisStore,
+		"Memory": idempotency.NewMemory(time.Now, time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c, err := s.Claim(ctx, "pay", "fp", idempotency.NewOwner(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const authorized = 100_0000
+			if err := s.Finish(ctx, c.Attempt, idempotency.Outcome{Result: []byte(`{}`), Payment: &idempotency.Payment{CyberSourceID: "7000000000000000000044", Currency: "USD", Authorized: authorized, MerchantID: "m1"}}); err != nil {
+				t.Fatal(err)
+			}
+			zero := idempotency.Attempt{IntentID: "capture-0", Owner: "o", N: 1}
+			if n, _, err := s.Reserve(ctx, "pay", "m1", "capture", zero, 0); !errors.Is(err, idempotency.ErrNothingLeft) || n != authorized {
+				t.Fatalf("reserve 0: %d %v, want ErrNothingLeft with %d left", n, err, authorized)
+			}
+			all := idempotency.Attempt{IntentID: "capture-all", Owner: "o", N: 1}
+			if n, _, err := s.Reserve(ctx, "pay", "m1", "capture", all, -1); err != nil || n != authorized {
+				t.Fatalf("reserve all after a refused 0: %d %v, want %d", n, err, authorized)
+			}
+		})
+	}
+}

@@ -427,3 +427,39 @@ func TestReserveNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestChainOnlyMovesForward: a merchant's series of transactions keeps
+// the latest one by time, in both stores: a late redelivery of an older
+// transaction does not replace a newer one.
+func TestChainOnlyMovesForward(t *testing.T) {
+	redisStore, _ := store(t)
+	type chain interface {
+		AdvanceChain(ctx context.Context, merchant, root, transactionID string, at time.Time) error
+		LastTransaction(ctx context.Context, merchant, root string) (string, error)
+	}
+	for name, s := range map[string]chain{
+		"Redis":  redisStore,
+		"Memory": idempotency.NewMemory(time.Now, time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			t0 := time.UnixMilli(1_700_000_000_000)
+			for _, step := range []struct {
+				tx   string
+				at   time.Time
+				last string
+			}{
+				{"tx1", t0, "tx1"},
+				{"tx2", t0.Add(time.Minute), "tx2"},
+				{"tx0", t0.Add(-time.Minute), "tx2"},
+			} {
+				if err := s.AdvanceChain(ctx, "m1", "root", step.tx, step.at); err != nil {
+					t.Fatal(err)
+				}
+				if last, err := s.LastTransaction(ctx, "m1", "root"); err != nil || last != step.last {
+					t.Fatalf("after %s: last %q %v, want %q", step.tx, last, err, step.last)
+				}
+			}
+		})
+	}
+}

@@ -463,3 +463,38 @@ func TestChainOnlyMovesForward(t *testing.T) {
 		})
 	}
 }
+
+// TestResultOfADoneIntent: Result gives the recorded result of a done
+// intent, and nothing for one still charging or unknown, in both stores.
+func TestResultOfADoneIntent(t *testing.T) {
+	redisStore, _ := store(t)
+	type results interface {
+		paymentIndex
+		Result(ctx context.Context, intentID string) ([]byte, error)
+	}
+	for name, s := range map[string]results{
+		"Redis":  redisStore,
+		"Memory": idempotency.NewMemory(time.Now, time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c, err := s.Claim(ctx, "i1", "fp", idempotency.NewOwner(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := s.Result(ctx, "i1"); err != nil || r != nil {
+				t.Fatalf("result while charging: %q %v", r, err)
+			}
+			want := []byte(`{"status":"AUTHORIZED"}`)
+			if err := s.Finish(ctx, c.Attempt, idempotency.Outcome{Result: want}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := s.Result(ctx, "i1"); err != nil || string(r) != string(want) {
+				t.Fatalf("result when done: %q %v, want %q", r, err, want)
+			}
+			if r, err := s.Result(ctx, "unknown"); err != nil || r != nil {
+				t.Fatalf("result of an unknown intent: %q %v", r, err)
+			}
+		})
+	}
+}

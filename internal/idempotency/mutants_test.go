@@ -452,6 +452,8 @@ func TestChainOnlyMovesForward(t *testing.T) {
 				{"tx1", t0, "tx1"},
 				{"tx2", t0.Add(time.Minute), "tx2"},
 				{"tx0", t0.Add(-time.Minute), "tx2"},
+				// The same millisecond: the later call wins, as the script's >=.
+				{"tx3", t0.Add(time.Minute), "tx3"},
 			} {
 				if err := s.AdvanceChain(ctx, "m1", "root", step.tx, step.at); err != nil {
 					t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ type fakeMsg struct {
 	nakErr    error
 	acks      int
 	naks      []time.Duration
+	progress  atomic.Int64
 }
 
 func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
@@ -42,7 +44,7 @@ func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
 func (m *fakeMsg) Data() []byte         { return []byte(`{}`) }
 func (m *fakeMsg) Subject() string      { return streams.Intents("m1") }
 func (m *fakeMsg) Headers() nats.Header { return nats.Header{} }
-func (m *fakeMsg) InProgress() error    { return nil }
+func (m *fakeMsg) InProgress() error    { m.progress.Add(1); return nil }
 func (m *fakeMsg) Ack() error           { m.acks++; return m.ackErr }
 func (m *fakeMsg) NakWithDelay(d time.Duration) error {
 	m.naks = append(m.naks, d)
@@ -318,5 +320,31 @@ func TestHistoryOfAnAck(t *testing.T) {
 		if logged := buf.Len() > 0; logged != tc.logged {
 			t.Fatalf("history error %v: logged %v (%q), want %v", tc.err, logged, buf.String(), tc.logged)
 		}
+	}
+}
+
+// slow is a Worker that takes d to decide, then acks.
+type slow time.Duration
+
+func (d slow) Work(context.Context, payment.Delivery) payment.Decision {
+	time.Sleep(time.Duration(d))
+	return payment.Decision{Action: payment.Ack}
+}
+
+// TestKeepAliveInterval: while a delivery is worked on, InProgress is sent
+// every KeepAlive, KeepAliveDefault when none is configured: a short piece
+// of work sends none (an interval of 0 would send them without pause).
+func TestKeepAliveInterval(t *testing.T) {
+	msg := &fakeMsg{delivered: 1}
+	NewPayments(PaymentsConfig{}, slow(50*time.Millisecond), &fakePublisher{}, zerolog.Nop(), NewMetrics(prometheus.NewRegistry())).
+		Handle(context.Background(), msg)
+	if n := msg.progress.Load(); n != 0 {
+		t.Fatalf("%d InProgress during 50 ms of work with the default interval (%v)", n, KeepAliveDefault)
+	}
+	msg = &fakeMsg{delivered: 1}
+	NewPayments(PaymentsConfig{KeepAlive: 5 * time.Millisecond}, slow(200*time.Millisecond), &fakePublisher{}, zerolog.Nop(), NewMetrics(prometheus.NewRegistry())).
+		Handle(context.Background(), msg)
+	if n := msg.progress.Load(); n == 0 {
+		t.Fatal("no InProgress during 200 ms of work with a 5 ms interval")
 	}
 }

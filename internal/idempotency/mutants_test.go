@@ -157,7 +157,7 @@ func TestMemoryFailoverKeepsReplicatedWrites(t *testing.T) {
 func TestMemoryClaimLease(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(1_700_000_000_000)
-	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	m := memoryAt(&now)
 	const lease = time.Minute
 	if c, err := m.Claim(ctx, "i1", "fp", "a", lease); err != nil || c.State != idempotency.Claimed {
 		t.Fatalf("claim: %+v %v", c, err)
@@ -179,7 +179,7 @@ func TestMemoryClaimLease(t *testing.T) {
 func TestMemoryReopenAndResolveTimes(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(1_700_000_000_000)
-	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	m := memoryAt(&now)
 	const lease, delay = time.Minute, 10 * time.Second
 
 	c, err := m.Claim(ctx, "reopened", "fp", "a", lease)
@@ -221,7 +221,7 @@ func TestMemoryReopenAndResolveTimes(t *testing.T) {
 func TestMemoryAdvanceAndExtendLeases(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(1_700_000_000_000)
-	m := idempotency.NewMemory(func() time.Time { return now }, time.Hour)
+	m := memoryAt(&now)
 	const lease = time.Minute
 	busyFor := func(what string, want time.Duration) {
 		t.Helper()
@@ -499,4 +499,9 @@ func TestResultOfADoneIntent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// memoryAt is an in-memory store on a clock the test moves through *now.
+func memoryAt(now *time.Time) *idempotency.Memory {
+	return idempotency.NewMemory(func() time.Time { return *now }, time.Hour)
 }

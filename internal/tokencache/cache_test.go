@@ -7,7 +7,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +58,45 @@ func setupWith(t *testing.T, lifetime time.Duration, edit func(*sandbox.Config))
 	}
 	t.Cleanup(func() { _ = sb.Close() })
 	return &bundle{sb: sb, redis: harness.StartRedis(t), key: newKey()}
+}
+
+// stressScale is PAYFLOW_STRESS_SCALE, a number in (0, 1]: mutation runs
+// (scripts/mutation.sh, docs/mutation.md) set it below 1 to shorten the
+// stress tests, which gremlins reruns once per mutant. A shortened test
+// runs fewer token lifetimes and its bounds follow from the number it
+// runs, so a broken lock still fails it. Unset (the test command) or 1: the
+// full length.
+func stressScale(t *testing.T) float64 {
+	t.Helper()
+	s := os.Getenv("PAYFLOW_STRESS_SCALE")
+	if s == "" {
+		return 1
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		t.Fatalf("PAYFLOW_STRESS_SCALE=%q: want a number in (0, 1]", s)
+	}
+	return f
+}
+
+// scaled is n scaled by PAYFLOW_STRESS_SCALE, and at least least.
+func scaled(t *testing.T, n, least int) int {
+	t.Helper()
+	return max(least, int(math.Round(float64(n)*stressScale(t))))
+}
+
+// scaledDuration is d scaled by PAYFLOW_STRESS_SCALE, and at least least.
+func scaledDuration(t *testing.T, d, least time.Duration) time.Duration {
+	t.Helper()
+	return max(least, time.Duration(float64(d)*stressScale(t)))
+}
+
+// maxRefreshes bounds the token requests of one merchant over a run of
+// the given number of lifetimes: with refresh ahead at fraction a of the
+// lifetime, a token is replaced after at least (1-a)·L (the jitter only
+// delays it), so they hold at most floor(lifetimes/(1-a)) + 1 requests.
+func maxRefreshes(lifetimes float64, a float64) int {
+	return int(math.Floor(lifetimes/(1-a))) + 1
 }
 
 func newKey() []byte {
@@ -230,17 +272,15 @@ func stress(t *testing.T, b *bundle, lifetime time.Duration, lifetimes, pods, go
 
 func TestStressOneRefreshPerLifetime(t *testing.T) {
 	const lifetime = 2 * time.Second
-	const lifetimes = 5
+	lifetimes := scaled(t, 5, 2)
 	cases := []struct {
 		name string
 		o    tokencache.Options
-		// maxRequests: with refresh ahead at fraction a of the lifetime, a
-		// token is replaced after at least (1-a)·L, so 5 lifetimes hold at
-		// most floor(5/(1-a)) + 1 requests.
+		// maxRequests: see maxRefreshes (5 lifetimes: 6 and 7).
 		maxRequests int
 	}{
-		{"RefreshAt10PercentLeft", tokencache.Options{RefreshAhead: 0.10}, lifetimes + 1},
-		{"DefaultRefreshAt20PercentLeft", tokencache.Options{}, 6 + 1 /* floor(5/0.8)+1 */},
+		{"RefreshAt10PercentLeft", tokencache.Options{RefreshAhead: 0.10}, maxRefreshes(float64(lifetimes), 0.10)},
+		{"DefaultRefreshAt20PercentLeft", tokencache.Options{}, maxRefreshes(float64(lifetimes), tokencache.RefreshAheadDefault)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,15 +306,19 @@ func TestStressOneRefreshPerLifetime(t *testing.T) {
 
 func TestStressRedisRestart(t *testing.T) {
 	const lifetime = 2 * time.Second
+	// Shortened (PAYFLOW_STRESS_SCALE), Redis goes down sooner and the run
+	// ends sooner after its restart; it stays down as long.
+	lifetimes := scaled(t, 5, 3)
+	up := scaledDuration(t, 3*time.Second, time.Second)
 	b := setup(t, lifetime)
-	r := stress(t, b, lifetime, 5, 4, 32, tokencache.Options{}, func() {
-		time.Sleep(3 * time.Second)
+	r := stress(t, b, lifetime, lifetimes, 4, 32, tokencache.Options{}, func() {
+		time.Sleep(up)
 		b.redis.Stop()
-		time.Sleep(2 * time.Second) // longer than the rest of the token's life
+		time.Sleep(lifetime) // longer than the rest of the token's life
 		b.redis.Restart()
 	})
-	t.Logf("Redis down 2s of 10s: %d calls, %d errors, %d expired, %d unknown, %d token requests, %d overlapping",
-		r.calls, r.errs, r.expired, r.unknown, r.requests, r.overlapping)
+	t.Logf("Redis down %v of %v: %d calls, %d errors, %d expired, %d unknown, %d token requests, %d overlapping",
+		lifetime, time.Duration(lifetimes)*lifetime, r.calls, r.errs, r.expired, r.unknown, r.requests, r.overlapping)
 	if r.expired != 0 || r.unknown != 0 {
 		t.Fatalf("%d expired and %d unknown tokens handed out", r.expired, r.unknown)
 	}
@@ -475,12 +519,14 @@ func TestTTCErrorsPropagate(t *testing.T) {
 }
 
 func TestMemoryStore(t *testing.T) {
-	b := setup(t, 2*time.Second)
+	const lifetime = 2 * time.Second
+	b := setup(t, lifetime)
 	c := tokencache.New(b.ttc(t), tokencache.NewMemoryStore(), tokencache.Options{Recheck: 20 * time.Millisecond})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var expired atomic.Int64
-	deadline := time.Now().Add(5 * time.Second)
+	run := scaledDuration(t, 5*time.Second, lifetime)
+	deadline := time.Now().Add(run)
 	for range 16 {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
@@ -498,7 +544,7 @@ func TestMemoryStore(t *testing.T) {
 	}
 	wg.Wait()
 	l := b.sb.Ledger()
-	if len(l.TokenRequests) > 3+1 /* floor(2.5/0.8)+1 */ || l.OverlappingTokenRequests() != 0 || expired.Load() != 0 {
+	if len(l.TokenRequests) > maxRefreshes(run.Seconds()/lifetime.Seconds(), tokencache.RefreshAheadDefault) || l.OverlappingTokenRequests() != 0 || expired.Load() != 0 {
 		t.Fatalf("%d requests, %d overlapping, %d expired", len(l.TokenRequests), l.OverlappingTokenRequests(), expired.Load())
 	}
 	cr, _ := c.Get(ctx, "costco", "m1")

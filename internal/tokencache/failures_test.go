@@ -91,7 +91,9 @@ func TestSlowTTCKeepsOneRefresher(t *testing.T) {
 				c, _ := b.podWith(t, podConfig{opts: tokencache.Options{LockTTL: tc.lockTTL}, ttcTimeout: tc.timeout})
 				caches = append(caches, c)
 			}
-			calls, _, _ := hammer(caches, 4, 4*time.Second, 2*time.Second, "costco", []string{"m1"}, nil)
+			// Shortened (PAYFLOW_STRESS_SCALE), it still outlasts one slow request.
+			d := scaledDuration(t, 4*time.Second, tc.latency+500*time.Millisecond)
+			calls, _, _ := hammer(caches, 4, d, 2*time.Second, "costco", []string{"m1"}, nil)
 			// Let the last request finish at the sandbox before reading the ledger.
 			time.Sleep(tc.latency)
 			n, overlapping := b.tokenRequests("costco", func(string) bool { return true })

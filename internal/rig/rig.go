@@ -117,13 +117,13 @@ type Rig struct {
 	Sentinel *harness.Sentinel
 	// RedisURL is the Redis of every kind but RedisSentinel.
 	RedisURL string
-	// SB is the in-process sandbox; SBProc the sandbox's process
-	// (Options.SandboxProcess). TTCURL and CybsURL are either's.
-	SB              *sandbox.Server
-	SBProc          *workerproc.Sandbox
-	TTCURL, CybsURL string
-	CAFile          string
-	APIKey          string
+	// SB is the in-process sandbox (a test may replace it before it
+	// starts workers); SBProc the sandbox's process
+	// (Options.SandboxProcess).
+	SB     *sandbox.Server
+	SBProc *workerproc.Sandbox
+	CAFile string
+	APIKey string
 	// CacheKey is the CACHE_ENCRYPTION_KEY that WorkerEnv hands out.
 	CacheKey string
 	NC       *nats.Conn
@@ -210,7 +210,6 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 			return nil, err
 		}
 		r.onClose(r.SBProc.Close)
-		r.TTCURL, r.CybsURL = r.SBProc.TTCURL, r.SBProc.CybsURL
 	} else {
 		if r.SB, err = sandbox.Listen(sbCfg, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 			return nil, err
@@ -219,7 +218,6 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 		if err = os.WriteFile(r.CAFile, r.SB.CACertPEM(), 0o600); err != nil {
 			return nil, err
 		}
-		r.TTCURL, r.CybsURL = r.SB.TTCURL, r.SB.CybsURL
 	}
 	if r.NC, err = nats.Connect(r.NATSURL, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, o.NATSOptions...)...); err != nil {
 		return nil, err
@@ -271,12 +269,13 @@ var Fast = map[string]string{
 // =memory with the emulator, and HTTP on a free port. Each of extra, in
 // order, adds to it or overrides it (an empty value unsets in effect).
 func (r *Rig) WorkerEnv(extra ...map[string]string) map[string]string {
+	ttcURL, cybsURL := r.sandboxURLs()
 	v := map[string]string{
 		"NATS_URL":             r.NATSURL,
 		"CACHE_ENCRYPTION_KEY": r.CacheKey,
-		"TTC_BASE_URL":         r.TTCURL,
+		"TTC_BASE_URL":         ttcURL,
 		"TTC_API_KEYS":         "costco=" + r.APIKey,
-		"CYBS_BASE_URL":        r.CybsURL,
+		"CYBS_BASE_URL":        cybsURL,
 		"CYBS_CA_FILE":         r.CAFile,
 		"CYBS_SOLUTION_ID":     "ttctestpartner",
 		"HTTP_ADDR":            "127.0.0.1:0",
@@ -503,6 +502,16 @@ func (r *Rig) PublishMsg(ctx context.Context, m *nats.Msg, patience time.Duratio
 // and TTC saw. In-process sandbox only; with Options.SandboxProcess use
 // LedgerE.
 func (r *Rig) Ledger() sandbox.Ledger { return r.SB.Ledger() }
+
+// sandboxURLs are the TTC and CyberSource URLs of the sandbox now in use:
+// read when asked, since a test may swap SB for a differently configured
+// sandbox after Start.
+func (r *Rig) sandboxURLs() (ttc, cybs string) {
+	if r.SB != nil {
+		return r.SB.TTCURL, r.SB.CybsURL
+	}
+	return r.SBProc.TTCURL, r.SBProc.CybsURL
+}
 
 // LedgerE is the ledger of either sandbox (in process or its own process).
 func (r *Rig) LedgerE(ctx context.Context) (sandbox.Ledger, error) {

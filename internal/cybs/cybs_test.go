@@ -21,14 +21,24 @@ func fakeServer(t *testing.T, fn http.HandlerFunc) (*cybs.Client, cybs.Credentia
 	t.Helper()
 	srv := httptest.NewTLSServer(fn)
 	t.Cleanup(srv.Close)
+	c, cr := clientFor(t, srv, cybs.Config{Timeout: 500 * time.Millisecond})
+	cr.AccessToken = "tok-secret"
+	return c, cr
+}
+
+// clientFor builds a client of cfg for the started TLS test server srv
+// (its URL and its certificate as the only root), and credentials of
+// generation 1 with an empty certificate (the test servers ask for none).
+func clientFor(t *testing.T, srv *httptest.Server, cfg cybs.Config) (*cybs.Client, cybs.Credentials) {
+	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	c, err := cybs.New(cybs.Config{BaseURL: srv.URL, RootCAs: pool, Timeout: 500 * time.Millisecond})
+	cfg.BaseURL, cfg.RootCAs = srv.URL, pool
+	c, err := cybs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := tls.Certificate{} // the fake server does not ask for one
-	return c, cybs.Credentials{Key: "k", Generation: 1, AccessToken: "tok-secret", Certificate: &cert}
+	return c, cybs.Credentials{Key: "k", Generation: 1, AccessToken: "tok", Certificate: &tls.Certificate{}}
 }
 
 func req() *cybs.PaymentRequest {

@@ -6,8 +6,6 @@ package cybs_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -131,15 +129,10 @@ func TestSolutionIDOnPayments(t *testing.T) {
 				_, _ = w.Write([]byte(`{"id":"1","status":"AUTHORIZED"}`))
 			}))
 			t.Cleanup(srv.Close)
-			pool := x509.NewCertPool()
-			pool.AddCert(srv.Certificate())
-			c, err := cybs.New(cybs.Config{BaseURL: srv.URL, RootCAs: pool, Timeout: 5 * time.Second, SolutionID: tc.solutionID})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, cr := clientFor(t, srv, cybs.Config{Timeout: 5 * time.Second, SolutionID: tc.solutionID})
 			r := req()
 			r.ClientReferenceInformation.Partner = tc.partner
-			if _, err := c.Authorize(context.Background(), cybs.Credentials{Key: "k", Generation: 1, AccessToken: "tok", Certificate: &tls.Certificate{}}, r); err != nil {
+			if _, err := c.Authorize(context.Background(), cr, r); err != nil {
 				t.Fatal(err)
 			}
 			raw, ok := sent.ClientReferenceInformation["partner"]
@@ -276,14 +269,9 @@ func TestCredentialGenerations(t *testing.T) {
 			}
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			pool := x509.NewCertPool()
-			pool.AddCert(srv.Certificate())
-			c, err := cybs.New(cybs.Config{BaseURL: srv.URL, RootCAs: pool, Timeout: 5 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, cr := clientFor(t, srv, cybs.Config{Timeout: 5 * time.Second})
 			for _, g := range tc.gens {
-				cr := cybs.Credentials{Key: "k", Generation: g, AccessToken: "tok", Certificate: &tls.Certificate{}}
+				cr.Generation = g
 				if _, err := c.Authorize(context.Background(), cr, req()); err != nil {
 					t.Fatalf("generation %d: %v", g, err)
 				}

@@ -3,7 +3,6 @@ package cybs_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,13 +59,7 @@ func TestIdleConnsFollowConcurrency(t *testing.T) {
 			}
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			pool := x509.NewCertPool()
-			pool.AddCert(srv.Certificate())
-			c, err := cybs.New(cybs.Config{BaseURL: srv.URL, RootCAs: pool, Timeout: 10 * time.Second, IdleConns: tc.idle})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cr := cybs.Credentials{Key: "k", Generation: 1, AccessToken: "tok", Certificate: &tls.Certificate{}}
+			c, cr := clientFor(t, srv, cybs.Config{Timeout: 10 * time.Second, IdleConns: tc.idle})
 			for round := range 3 {
 				var wg sync.WaitGroup
 				for range tc.inFlight {
@@ -119,13 +112,7 @@ func TestHandshakesAreCapped(t *testing.T) {
 				now.Add(-1)
 				return base, nil
 			}
-			pool := x509.NewCertPool()
-			pool.AddCert(srv.Certificate())
-			c, err := cybs.New(cybs.Config{BaseURL: srv.URL, RootCAs: pool, Timeout: 10 * time.Second, IdleConns: tc.calls, Handshakes: tc.cap})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cr := cybs.Credentials{Key: "k", Generation: 1, AccessToken: "tok", Certificate: &tls.Certificate{}}
+			c, cr := clientFor(t, srv, cybs.Config{Timeout: 10 * time.Second, IdleConns: tc.calls, Handshakes: tc.cap})
 			var wg sync.WaitGroup
 			for range tc.calls {
 				wg.Go(func() {

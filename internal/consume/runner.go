@@ -18,24 +18,13 @@ import (
 // work context: it ends only at the hard stop after the drain grace period.
 type Handler func(ctx context.Context, msg jetstream.Msg)
 
-// pullExpiry and pullHeartbeat bound how long a pull request the server no
-// longer serves goes unnoticed: the client notices after two missed
-// heartbeats and pulls again. nats.go's defaults (30 s and 15 s) let a
-// consumer sit idle for 30 s with messages waiting; the bench's (b) saw
-// exactly that in 2 of 5 runs (the callbacks consumer, "nats: no heartbeat
-// received", nats.go#1622). With these it is at most 4 s.
-const (
-	pullExpiry    = 10 * time.Second
-	pullHeartbeat = 2 * time.Second
-)
-
 // Run pulls from cons in small batches (about concurrency messages, so that
 // nothing waits in this pod's buffer long enough to time out and be handed
 // to another pod) and runs at most concurrency handlers at once. When ctx
 // ends it stops pulling, hands the messages already buffered to handlers,
 // and returns once every handler has returned. Handlers get workCtx.
 func Run(ctx, workCtx context.Context, cons jetstream.Consumer, concurrency int, log zerolog.Logger, h Handler) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(concurrency), jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	it, err := cons.Messages(jetstream.PullMaxMessages(concurrency))
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}

@@ -48,11 +48,6 @@ const TimeoutDefault = 30 * time.Second
 // is 0.
 const IdleConnsDefault = 256
 
-// HandshakesDefault is how many TLS handshakes may be in progress at once
-// when Config.Handshakes is 0: enough to keep a pod's cores busy opening
-// connections, few enough that their state does not pile up.
-const HandshakesDefault = 32
-
 // Config configures a Client.
 type Config struct {
 	BaseURL string
@@ -71,15 +66,6 @@ type Config struct {
 	// (PAYMENTS_CONCURRENCY), so that every slot reuses its connection
 	// instead of a TLS handshake per call. Defaults to IdleConnsDefault.
 	IdleConns int
-	// Handshakes caps the TLS handshakes in progress at once, over every
-	// credential generation: when a pod starts with many payments in
-	// flight, each opens a connection, and a thousand handshakes at once
-	// hold their key-exchange state (ML-KEM keys, transcripts, buffers)
-	// together. Queued behind the cap they take turns, which bounds that
-	// memory and spends the same CPU. Defaults to HandshakesDefault; it
-	// does not apply behind an HTTPS_PROXY, where the transport does the
-	// TLS itself.
-	Handshakes int
 	// Trace, when set, writes the trace context (traceparent) into each
 	// request's headers.
 	Trace HeaderInjector
@@ -111,11 +97,6 @@ type Client struct {
 	maxConns   int
 	idleConns  int
 	trace      HeaderInjector
-	// handshaking holds a token per TLS handshake in progress.
-	handshaking chan struct{}
-	// direct: no proxy applies to the base URL, so the client dials and
-	// handshakes itself (and can cap the handshakes).
-	direct bool
 
 	mu         sync.Mutex
 	transports map[string]*generation
@@ -136,24 +117,15 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("cybs: base URL %s is not an https URL", redact.URL(cfg.BaseURL))
 	}
-	if cfg.Handshakes < 0 {
-		return nil, fmt.Errorf("cybs: Handshakes %d is negative", cfg.Handshakes)
-	}
-	proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u})
-	if err != nil {
-		return nil, fmt.Errorf("cybs: proxy from the environment: %w", err)
-	}
 	return &Client{
-		handshaking: make(chan struct{}, cmp.Or(cfg.Handshakes, HandshakesDefault)),
-		direct:      proxy == nil,
-		base:        strings.TrimRight(cfg.BaseURL, "/"),
-		solutionID:  cfg.SolutionID,
-		timeout:     cmp.Or(cfg.Timeout, TimeoutDefault),
-		rootCAs:     cfg.RootCAs,
-		maxConns:    cfg.MaxConnsPerHost,
-		idleConns:   cmp.Or(cfg.IdleConns, IdleConnsDefault),
-		trace:       cfg.Trace,
-		transports:  map[string]*generation{},
+		base:       strings.TrimRight(cfg.BaseURL, "/"),
+		solutionID: cfg.SolutionID,
+		timeout:    cmp.Or(cfg.Timeout, TimeoutDefault),
+		rootCAs:    cfg.RootCAs,
+		maxConns:   cfg.MaxConnsPerHost,
+		idleConns:  cmp.Or(cfg.IdleConns, IdleConnsDefault),
+		trace:      cfg.Trace,
+		transports: map[string]*generation{},
 	}, nil
 }
 
@@ -183,11 +155,10 @@ func (c *Client) httpClient(cr Credentials) (*http.Client, error) {
 
 func (c *Client) build(cr Credentials) *generation {
 	cert := cr.Certificate
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   handshakeTimeout,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          c.idleConns,
 		MaxIdleConnsPerHost:   c.idleConns,
 		MaxConnsPerHost:       c.maxConns,
@@ -202,46 +173,7 @@ func (c *Client) build(cr Credentials) *generation {
 			},
 		},
 	}
-	if c.direct {
-		tr.Proxy = nil
-		tr.DialTLSContext = c.dialTLS(dialer, tr.TLSClientConfig)
-	}
 	return &generation{gen: cr.Generation, tr: tr, client: &http.Client{Transport: tr, CheckRedirect: refuseRedirect}}
-}
-
-// handshakeTimeout bounds one TLS handshake (as the transport's
-// TLSHandshakeTimeout would).
-const handshakeTimeout = 10 * time.Second
-
-// dialTLS dials and handshakes one connection, holding one of the
-// client's handshake tokens while it handshakes. A failure here is before
-// any request was written, so the call stays "not sent".
-func (c *Client) dialTLS(d *net.Dialer, cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		raw, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case c.handshaking <- struct{}{}:
-		case <-ctx.Done():
-			raw.Close()
-			return nil, ctx.Err()
-		}
-		defer func() { <-c.handshaking }()
-		conf := cfg.Clone()
-		if conf.ServerName == "" {
-			conf.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-		tc := tls.Client(raw, conf)
-		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-		defer cancel()
-		if err := tc.HandshakeContext(hctx); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
 }
 
 // refuseRedirect makes the HTTP client hand back a 3xx as it is, which do

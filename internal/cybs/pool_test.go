@@ -2,7 +2,6 @@ package cybs_test
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -75,63 +74,5 @@ func TestIdleConnsFollowConcurrency(t *testing.T) {
 				t.Fatalf("%d connections for 3 rounds of %d concurrent calls, want %d (one per slot, reused)", got, tc.inFlight, tc.wantConns)
 			}
 		})
-	}
-}
-
-// TestHandshakesAreCapped: with Handshakes n, no more than n TLS handshakes
-// are in progress at once, however many calls open connections together;
-// every call still completes. The server holds each handshake a moment and
-// counts how many overlap.
-func TestHandshakesAreCapped(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		cap, calls int
-		wantMax    func(int64) bool
-	}{
-		{"cap 2", 2, 12, func(m int64) bool { return m >= 1 && m <= 2 }},
-		{"cap above the calls: they overlap", 64, 12, func(m int64) bool { return m > 2 }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var now, most atomic.Int64
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				w.WriteHeader(201)
-				_, _ = w.Write([]byte(`{"id":"1","status":"AUTHORIZED"}`))
-			}))
-			srv.StartTLS()
-			t.Cleanup(srv.Close)
-			base := srv.TLS.Clone()
-			srv.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				n := now.Add(1)
-				for {
-					m := most.Load()
-					if n <= m || most.CompareAndSwap(m, n) {
-						break
-					}
-				}
-				time.Sleep(40 * time.Millisecond)
-				now.Add(-1)
-				return base, nil
-			}
-			c, cr := clientFor(t, srv, cybs.Config{Timeout: 10 * time.Second, IdleConns: tc.calls, Handshakes: tc.cap})
-			var wg sync.WaitGroup
-			for range tc.calls {
-				wg.Go(func() {
-					if _, err := c.Authorize(context.Background(), cr, req()); err != nil {
-						t.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			if m := most.Load(); !tc.wantMax(m) {
-				t.Fatalf("at most %d handshakes at once with cap %d", m, tc.cap)
-			}
-		})
-	}
-}
-
-// TestHandshakesRejectsNegative: a negative cap is a configuration error.
-func TestHandshakesRejectsNegative(t *testing.T) {
-	if _, err := cybs.New(cybs.Config{BaseURL: "https://127.0.0.1:1", Handshakes: -1}); err == nil {
-		t.Fatal("Handshakes -1 accepted")
 	}
 }

@@ -17,11 +17,11 @@ import (
 )
 
 // TestStalledPeerDoesNotHoldTheHandshakeCap: a peer that accepts the TCP
-// connection and never answers the ClientHello keeps its handshake token
-// for the whole handshake timeout, whatever the caller's deadline (the
-// transport dials with a context detached from the request). With the cap
-// reached, a healthy connection to the same host waits behind it and the
-// call fails "not sent" although CyberSource would have answered.
+// connection and never answers the ClientHello must not hold up a healthy
+// call to the same host. The review of 79954db (a cap of one token per
+// handshake, held for the whole handshake timeout whatever the caller's
+// deadline, since the transport dials with a context detached from the
+// request) proved that it did, with the cap at 1; the cap was reverted.
 func TestStalledPeerDoesNotHoldTheHandshakeCap(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusCreated)
@@ -68,7 +68,7 @@ func TestStalledPeerDoesNotHoldTheHandshakeCap(t *testing.T) {
 	}()
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	c, err := cybs.New(cybs.Config{BaseURL: "https://" + ln.Addr().String(), RootCAs: pool, Handshakes: 1})
+	c, err := cybs.New(cybs.Config{BaseURL: "https://" + ln.Addr().String(), RootCAs: pool})
 	if err != nil {
 		t.Fatal(err)
 	}

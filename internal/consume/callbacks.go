@@ -105,11 +105,11 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := c.log.With().Str("intentId", job.IntentID).Str("merchantId", job.MerchantID).Uint64("delivery", delivered).Logger()
 	var next time.Time // set when this delivery schedules another
-	remember := func(format string, args ...any) {
+	remember := func(outcome, format string, args ...any) {
 		if c.cfg.History == nil {
 			return
 		}
-		e := idempotency.Event{At: c.cfg.Now(), Kind: "callback", Next: next,
+		e := idempotency.Event{At: c.cfg.Now(), Kind: "callback", Next: next, Outcome: outcome,
 			Detail: fmt.Sprintf("delivery %d of the callback for %s: ", delivered, job.TransactionID) + fmt.Sprintf(format, args...)}
 		if err := c.cfg.History.AppendHistory(ctx, job.IntentID, c.cfg.HistoryRetention, e); err != nil {
 			log.Debug().Err(err).Msg("history not written")
@@ -139,7 +139,7 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
 		log.Info().Str("cybersourceId", job.TransactionID).Msg("TTC callback delivered")
 		if delivered > 1 {
-			remember("delivered to TTC") // a first-time delivery is told by the record's mark
+			remember(idempotency.OutcomeDelivered, "delivered to TTC") // a first-time delivery is told by the record's mark
 		}
 		_ = msg.Ack()
 		return
@@ -152,7 +152,7 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 		c.m.Callbacks.WithLabelValues("rejected").Inc()
 		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
 		log.Error().Err(err).Msg("TTC rejected the callback")
-		remember("TTC rejected it (%s): dead-lettered rejected", describeTTCError(err))
+		remember(idempotency.OutcomeRejected, "TTC rejected it (%s): dead-lettered rejected", describeTTCError(err))
 		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, deadletter.ClassRejected, err.Error())
 		return
 	case ttc.KindBadAPIKey, ttc.KindNoAPIKey:
@@ -167,14 +167,14 @@ func (c *Callbacks) Handle(ctx context.Context, msg jetstream.Msg) {
 	if age >= c.cfg.Budget {
 		c.m.Callbacks.WithLabelValues("exhausted").Inc()
 		c.m.waiting.done(job.IntentID + ":" + job.TransactionID)
-		remember("failed (%s); the budget of %s is spent: dead-lettered exhausted", describeTTCError(err), c.cfg.Budget)
+		remember(idempotency.OutcomeFailed, "failed (%s); the budget of %s is spent: dead-lettered exhausted", describeTTCError(err), c.cfg.Budget)
 		c.dead(ctx, msg, merchant, job.IntentID, delivered, seq, deadletter.ClassExhausted,
 			fmt.Sprintf("retry budget of %s spent after %d deliveries: %v", c.cfg.Budget, delivered, err))
 		return
 	}
 	c.m.waiting.retrying(job.IntentID+":"+job.TransactionID, published, c.cfg.Retry.Max)
 	next = nextRetry
-	remember("failed (%s); next delivery at %s", describeTTCError(err), nextRetry.Format(time.RFC3339))
+	remember(idempotency.OutcomeFailed, "failed (%s); next delivery at %s", describeTTCError(err), nextRetry.Format(time.RFC3339))
 	_ = msg.NakWithDelay(delay)
 }
 

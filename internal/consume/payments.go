@@ -137,7 +137,8 @@ const HeaderReemit = "Payflow-Reemit"
 func (p *Payments) apply(ctx context.Context, msg jetstream.Msg, d payment.Delivery, dec payment.Decision) {
 	log := p.log.With().Str("intentId", dec.IntentID).Uint64("delivery", d.Delivered).Str("decision", dec.Action.String()).Logger()
 	redeliver := func(delay time.Duration, why string) {
-		p.remember(ctx, dec, idempotency.Event{Kind: "retry", Detail: fmt.Sprintf("redelivery at %s: %s", p.at(delay), why)})
+		at := p.cfg.Now().Add(delay).UTC()
+		p.remember(ctx, dec, idempotency.Event{Kind: "retry", Next: at, Detail: fmt.Sprintf("redelivery at %s: %s", at.Format(time.RFC3339), why)})
 		p.nak(msg, delay)
 	}
 	if l := dec.Letter; l != nil {
@@ -160,7 +161,8 @@ func (p *Payments) apply(ctx context.Context, msg jetstream.Msg, d payment.Deliv
 		return
 	case payment.Wait:
 		log.Debug().Int64("delayMs", dec.Delay.Milliseconds()).Str("nextDeliveryAt", p.at(dec.Delay)).Str("why", dec.Reason).Msg("waiting for an unknown outcome's resolution")
-		p.remember(ctx, dec, idempotency.Event{Kind: "wait", Detail: fmt.Sprintf("resolving an unknown outcome: redelivery at %s (%s)", p.at(dec.Delay), dec.Reason)})
+		at := p.cfg.Now().Add(dec.Delay).UTC()
+		p.remember(ctx, dec, idempotency.Event{Kind: "wait", Next: at, Detail: fmt.Sprintf("resolving an unknown outcome: redelivery at %s (%s)", at.Format(time.RFC3339), dec.Reason)})
 		p.nak(msg, dec.Delay)
 		return
 	}

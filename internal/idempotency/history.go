@@ -42,7 +42,17 @@ type Event struct {
 	// Next is when the next try is due, on events that schedule one (a
 	// callback redelivery), so readers need not parse Detail.
 	Next time.Time `json:"n,omitzero"`
+	// Outcome is what came of the step, on callback events (Outcome*
+	// constants), so readers need not parse Detail.
+	Outcome string `json:"o,omitempty"`
 }
+
+// Outcomes of a callback event.
+const (
+	OutcomeDelivered = "delivered" // TTC has the callback
+	OutcomeFailed    = "failed"    // this delivery failed; Next says when the next is due, if any
+	OutcomeRejected  = "rejected"  // TTC refused it as invalid: dead-lettered
+)
 
 // AppendHistory adds events to an intent's history, keeping the latest
 // HistoryMax, for retention (0: HistoryRetentionDefault). One round trip.

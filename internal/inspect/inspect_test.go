@@ -116,3 +116,58 @@ func TestStatusFindsUnknownOutcome(t *testing.T) {
 		t.Fatalf("story %+v", st)
 	}
 }
+
+// TestCallbackFailuresInTheStory: while TTC's callback endpoint is down, the
+// story counts the failed deliveries and gives the last error and the next
+// try (from the events' fields, not their wording); once TTC has it, the
+// story says delivered and no next try.
+func TestCallbackFailuresInTheStory(t *testing.T) {
+	e := systemtest.New(t, sandbox.Config{}, false)
+	e.Start(e.Vars(nil), worker.TestConfig{})
+	if err := e.SB.SetFaults(sandbox.Faults{Outages: []sandbox.Outage{{Endpoint: sandbox.EndpointCallback, For: sandbox.Duration(3 * time.Second)}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Publish(systemtest.NewIntent("story-cb", "4111111111111111", "7.50", false))
+	insp := newInspector(t, e)
+	ctx := context.Background()
+	story := func() inspect.IntentStory {
+		st, err := insp.Intent(ctx, "story-cb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var st inspect.IntentStory
+	e.WaitFor("a failed delivery in the story", 20*time.Second, func() bool {
+		st = story()
+		return st.Callback != nil && st.Callback.Failures > 0
+	})
+	cb := st.Callback
+	if cb.Delivered || cb.LastError == "" || cb.LastAt.IsZero() || !cb.NextRetry.After(cb.LastAt) {
+		t.Fatalf("callback during the outage: %+v", cb)
+	}
+	var failed int
+	for _, ev := range st.Events {
+		if ev.Kind == "callback" && ev.Outcome == idempotency.OutcomeFailed {
+			failed++
+		}
+	}
+	if failed != cb.Failures {
+		t.Fatalf("%d failed callback events, story counts %d", failed, cb.Failures)
+	}
+	e.WaitFor("callback", 30*time.Second, func() bool { return len(e.SB.Ledger().Callbacks) == 1 })
+	e.WaitFor("delivered in the story", 10*time.Second, func() bool {
+		st = story()
+		return st.Callback != nil && st.Callback.Delivered
+	})
+	if cb := st.Callback; cb.Failures == 0 || !cb.NextRetry.IsZero() {
+		t.Fatalf("callback after delivery: %+v", cb)
+	}
+	var delivered bool
+	for _, ev := range st.Events {
+		delivered = delivered || (ev.Kind == "callback" && ev.Outcome == idempotency.OutcomeDelivered)
+	}
+	if !delivered {
+		t.Fatalf("no delivered callback event: %+v", st.Events)
+	}
+}

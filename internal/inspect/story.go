@@ -129,6 +129,9 @@ type Event struct {
 	Detail  string    `json:"detail"`
 	// Next is when the next try is due, on an event that scheduled one.
 	Next time.Time `json:"next,omitzero"`
+	// Outcome is what came of a callback delivery: delivered, failed or
+	// rejected.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Intent tells one intent's story. An intent nobody has heard of is not an
@@ -150,7 +153,7 @@ func (in *Inspector) Intent(ctx context.Context, id string) (IntentStory, error)
 			problem("history: %v", err)
 		}
 		for _, e := range hist {
-			st.Events = append(st.Events, Event{At: e.At.UTC(), Attempt: e.Attempt, Kind: e.Kind, Detail: e.Detail, Next: e.Next.UTC()})
+			st.Events = append(st.Events, Event{At: e.At.UTC(), Attempt: e.Attempt, Kind: e.Kind, Detail: e.Detail, Next: e.Next.UTC(), Outcome: e.Outcome})
 			st.MerchantID = orStr(st.MerchantID, e.Merchant)
 		}
 	}
@@ -233,17 +236,12 @@ func (in *Inspector) Intent(ctx context.Context, id string) (IntentStory, error)
 			if e.Kind != "callback" {
 				continue
 			}
-			switch {
-			case strings.Contains(e.Detail, "delivered to TTC"):
+			switch e.Outcome {
+			case idempotency.OutcomeDelivered:
 				cb.Delivered = true
-			case strings.Contains(e.Detail, "failed") || strings.Contains(e.Detail, "rejected"):
+			case idempotency.OutcomeFailed, idempotency.OutcomeRejected:
 				cb.Failures++
-				cb.LastError, cb.LastAt = e.Detail, e.At
-				// Next, or for events written before it existed, the text.
-				cb.NextRetry = e.Next
-				if cb.NextRetry.IsZero() {
-					cb.NextRetry = timeAfter(e.Detail, "next attempt at ")
-				}
+				cb.LastError, cb.LastAt, cb.NextRetry = e.Detail, e.At, e.Next
 			}
 		}
 		if cb.Delivered {
@@ -395,27 +393,13 @@ func lastScheduled(events []Event) (string, time.Time) {
 	for i := len(events) - 1; i >= 0; i-- {
 		e := events[i]
 		if e.Kind == "retry" || e.Kind == "wait" {
-			return e.Detail, timeAfter(e.Detail, "redelivery at ")
+			return e.Detail, e.Next
 		}
 		if e.Kind == "ack" || e.Kind == "dead-letter" {
 			return "", time.Time{}
 		}
 	}
 	return "", time.Time{}
-}
-
-// timeAfter reads the RFC 3339 time that follows marker in s.
-func timeAfter(s, marker string) time.Time {
-	_, rest, ok := strings.Cut(s, marker)
-	if !ok {
-		return time.Time{}
-	}
-	if i := strings.IndexAny(rest, " ;,)"); i >= 0 {
-		rest = rest[:i]
-	}
-	rest = strings.TrimRight(rest, ":.")
-	t, _ := time.Parse(time.RFC3339, rest)
-	return t.UTC()
 }
 
 func earliest(st IntentStory, now time.Time) time.Time {

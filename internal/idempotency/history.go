@@ -81,7 +81,7 @@ func (s *Store) AppendHistory(ctx context.Context, intentID string, retention ti
 	return nil
 }
 
-// History returns an intent's history, oldest first (nil when none).
+// History returns an intent's history, oldest first (empty when none).
 func (s *Store) History(ctx context.Context, intentID string) ([]Event, error) {
 	vals, err := s.rdb.LRange(ctx, HistoryKey(intentID), 0, -1).Result()
 	if err != nil {

@@ -60,6 +60,37 @@ func TestMaskedPayloadEverySpelling(t *testing.T) {
 	}
 }
 
+// TestRawTextJoinsEscapedSeparators: in raw text (a truncated or broken
+// payload), a card number whose groups are joined by JSON escapes of
+// separators (\u0020, \/, \t, or a mix with plain ones) is masked as
+// one: the escape is a separator, not the end of the run.
+func TestRawTextJoinsEscapedSeparators(t *testing.T) {
+	for name, payload := range map[string]string{
+		"EscapedSpaces":  `{"card":{"number":"4111\u00201111\u00201111\u00201111`,
+		"UpperU":         `{"card":{"number":"4111\U00201111\U00201111\U00201111`,
+		"EscapedSlashes": `{"card":{"number":"4111\/1111\/1111\/1111`,
+		"EscapedTabs":    `{"card":{"number":"4111\t1111\t1111\t1111`,
+		"EscapedNBSP":    `{"card":{"number":"4111\u00a01111\u00A01111\u00a01111`,
+		"Mixed":          `{"card":{"number":"4111 \u002d 1111 \u002D 1111 - 1111`,
+		"EscapedDigits":  `{"card":{"number":"\u0034111\u00201111\u00201111\u00201111`,
+		"NotJSON":        `card 4111\u00201111\u00201111\u00201111 cvv 737`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := deadletter.MaskedPayload([]byte(payload))
+			if strings.Contains(out, "4111") || strings.Contains(out, "1111\\u0020") || strings.Contains(out, cvv) {
+				t.Errorf("card number shown:\n%s", out)
+			}
+			if !strings.Contains(out, "****1111") {
+				t.Errorf("not masked as one number with its last four:\n%s", out)
+			}
+		})
+	}
+	// A list whose items are separated by an escaped comma is no card.
+	if out := deadletter.MaskedPayload([]byte(`{"ids":"1004\u002c1005\u002c1006\u002c1007`)); !strings.Contains(out, "1004") {
+		t.Errorf("a list was masked: %s", out)
+	}
+}
+
 // TestReplayOnlyToItsOwnSubject: a dead letter is replayed only to an
 // original subject under payments.intents. (an intent's letter) or
 // payments.callbacks. (a callback job's) whose merchant token is the

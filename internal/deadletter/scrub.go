@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -422,7 +423,8 @@ const MinRun = 12
 // maskRuns replaces every run of MinRun or more digits with "****" and the
 // run's last four digits. A run may be broken by single spaces or dashes
 // ("4111 1111 1111 1111"); with escapes (raw JSON text), a JSON escape of a
-// digit (\u0034) counts as a digit.
+// digit (\u0034) counts as a digit and one of a separator (\u0020, \/, \t)
+// as a separator.
 func maskRuns(s string, escapes bool) (string, bool) {
 	var b strings.Builder
 	changed := false
@@ -443,7 +445,7 @@ func maskRuns(s string, escapes bool) (string, bool) {
 				end = j
 				continue
 			}
-			if n := redact.SeparatorRun(s, j); n > 0 {
+			if n := separatorAt(s, j, escapes); n > 0 {
 				if _, m := digitAt(s, j+n, escapes); m > 0 {
 					j += n
 					continue
@@ -461,6 +463,61 @@ func maskRuns(s string, escapes bool) (string, bool) {
 		i = end
 	}
 	return b.String(), changed
+}
+
+// separatorAt returns the length in bytes of the separator between two
+// groups of digits that starts at s[i], or 0: redact.SeparatorRun's, and
+// with escapes, one whose up to redact.MaxSeparatorRunes characters may be
+// written as JSON escapes ("4111\u00201111", "4111\/1111", "4111 \u002d 1111").
+func separatorAt(s string, i int, escapes bool) int {
+	if !escapes {
+		return redact.SeparatorRun(s, i)
+	}
+	k := i
+	for n := 0; n < redact.MaxSeparatorRunes && k < len(s); n++ {
+		r, size := escapedRune(s, k)
+		if size == 0 {
+			r, size = utf8.DecodeRuneInString(s[k:])
+		}
+		if redact.SeparatorRun(string(r), 0) == 0 {
+			break
+		}
+		k += size
+	}
+	return k - i
+}
+
+// escapedRune decodes the JSON escape at s[i] (\uXXXX, also spelled \U as
+// digitAt accepts it, or \t, \n, \r, \f, \b, \/, \", \\): the rune and the
+// escape's length, or 0 when s[i] starts none.
+func escapedRune(s string, i int) (rune, int) {
+	if i+1 >= len(s) || s[i] != '\\' {
+		return 0, 0
+	}
+	switch c := s[i+1]; c {
+	case 'u', 'U':
+		if i+6 > len(s) {
+			return 0, 0
+		}
+		v, err := strconv.ParseUint(s[i+2:i+6], 16, 32)
+		if err != nil {
+			return 0, 0
+		}
+		return rune(v), 6
+	case 't':
+		return '\t', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 'f':
+		return '\f', 2
+	case 'b':
+		return '\b', 2
+	case '/', '"', '\\':
+		return rune(c), 2
+	}
+	return 0, 0
 }
 
 func digitAt(s string, i int, escapes bool) (byte, int) {

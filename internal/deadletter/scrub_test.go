@@ -161,15 +161,16 @@ func TestScrubLetterCallbacksUntouched(t *testing.T) {
 }
 
 // FuzzScrub: whatever the payload, a scrubbed one that is not a valid
-// intent holds no run of 12 or more digits (plain, spaced, dashed or
-// escaped), nor does `dlq show` of it; and a payload that was not a valid
+// intent holds no run of 12 or more digits (plain, spaced, dashed, escaped
+// or joined by escaped separators), nor does `dlq show` of it; and a payload that was not a valid
 // intent is either kept byte for byte or marked not replayable.
 func FuzzScrub(f *testing.F) {
 	for _, s := range []string{validIntent, `{"card":{"number":"4111111111111111","securityCode":"737"`, `"\u0034111111111111111"`,
-		`{"version":4111111111111111}`, "4111 1111 1111 1111", `{"a":[1,{"cvv":737}],"b":"4111-1111-1111-1111"}`} {
+		`{"version":4111111111111111}`, "4111 1111 1111 1111", `{"a":[1,{"cvv":737}],"b":"4111-1111-1111-1111"}`,
+		`{"card":{"number":"4111\u00201111\/1111\t1111`} {
 		f.Add([]byte(s))
 	}
-	runs := regexp.MustCompile(`(?:\d|\\u003\d)(?:[ -]?(?:\d|\\u003\d)){11}`)
+	runs := regexp.MustCompile(`(?:\d|\\u003\d)(?:(?:[ -]|\\u00(?:20|2[dD])|\\/|\\t)?(?:\d|\\u003\d)){11}`)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		now := time.Now()
 		out, removed := deadletter.NewScrubber(nil).Payload(data)

@@ -343,7 +343,7 @@ type letterJSON struct {
 	Class       string    `json:"class"`
 	IntentID    string    `json:"intentId,omitempty"`
 	MerchantID  string    `json:"merchantId"`
-	Attempts    uint64    `json:"deliveries"`
+	Deliveries  uint64    `json:"deliveries"`
 	Attempt     int       `json:"attempt,omitempty"`
 	Reason      string    `json:"reason"`
 	Subject     string    `json:"originalSubject"`
@@ -353,7 +353,7 @@ type letterJSON struct {
 
 func toJSON(l deadletter.Letter) letterJSON {
 	return letterJSON{Seq: l.Seq, Time: l.Time.UTC(), Kind: string(l.Kind), Class: string(l.Class), IntentID: l.IntentID, MerchantID: l.MerchantID,
-		Attempts: l.Attempts, Attempt: l.Attempt, Reason: l.Reason, Subject: l.OriginalSubject, NoReplay: l.NoReplay, CardRemoved: l.CardRemoved}
+		Deliveries: l.Deliveries, Attempt: l.Attempt, Reason: l.Reason, Subject: l.OriginalSubject, NoReplay: l.NoReplay, CardRemoved: l.CardRemoved}
 }
 
 // printLetters is the table of dlq list and the dry runs.

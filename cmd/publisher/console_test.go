@@ -95,7 +95,7 @@ func TestConsole(t *testing.T) {
 	_ = e.SB.SetFaults(sandbox.Faults{})
 	e.Publish(systemtest.NewIntent("con-3", testCards[0], "10.00", true))
 	e.WaitFor("con-3 authorized", 30*time.Second, func() bool { return e.Results()["con-3"].Authorized() })
-	old := deadletter.Letter{Kind: deadletter.KindIntents, Class: deadletter.ClassInvalid, MerchantID: "ttc_ttusas_m", IntentID: "old-1", Attempts: 1,
+	old := deadletter.Letter{Kind: deadletter.KindIntents, Class: deadletter.ClassInvalid, MerchantID: "ttc_ttusas_m", IntentID: "old-1", Deliveries: 1,
 		OriginalSubject: streams.Intents("ttc_ttusas_m"), Reason: "card 4111 1111 1111 1111 refused",
 		Data: []byte(`{"intentId":"old-1","card":{"number":"4111111111111111","securityCode":"737"}}`)}
 	if err := deadletter.Publish(ctx, e.JS, old, time.Now()); err != nil {

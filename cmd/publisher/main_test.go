@@ -279,7 +279,7 @@ func TestDLQOldAndForgedLetters(t *testing.T) {
 	}
 	letter := func(l deadletter.Letter) {
 		t.Helper()
-		l.Kind, l.Attempts = cmp.Or(l.Kind, deadletter.KindIntents), 1
+		l.Kind, l.Deliveries = cmp.Or(l.Kind, deadletter.KindIntents), 1
 		if err := deadletter.Publish(ctx, js, l, time.Now()); err != nil {
 			t.Fatal(err)
 		}

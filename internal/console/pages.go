@@ -169,13 +169,13 @@ type letterView struct {
 	Seq                            uint64
 	Time                           time.Time
 	Kind, Class, Merchant, Intent  string
-	Attempts                       uint64
+	Deliveries                     uint64
 	Reason, Payload, Subject, Stop string
 }
 
 func view(l deadletter.Letter) letterView {
 	v := letterView{Seq: l.Seq, Time: l.Time, Kind: string(l.Kind), Class: string(l.Class), Merchant: l.MerchantID, Intent: l.IntentID,
-		Attempts: l.Attempts, Reason: redact.CardNumbers(l.Reason), Payload: deadletter.MaskedPayload(l.Data), Subject: l.OriginalSubject}
+		Deliveries: l.Deliveries, Reason: redact.CardNumbers(l.Reason), Payload: deadletter.MaskedPayload(l.Data), Subject: l.OriginalSubject}
 	if err := deadletter.CheckReplay(l); err != nil {
 		v.Stop = err.Error()
 	}

@@ -193,7 +193,7 @@ func describeTTCError(err error) string {
 func (c *Callbacks) dead(ctx context.Context, msg jetstream.Msg, merchant, intentID string, delivered, seq uint64, class deadletter.Class, reason string) {
 	err := deadletter.Publish(ctx, c.js, deadletter.Letter{
 		Kind: deadletter.KindCallbacks, Class: class, Reason: reason, OriginalSubject: msg.Subject(),
-		MerchantID: merchant, IntentID: intentID, Attempts: delivered, Data: msg.Data(),
+		MerchantID: merchant, IntentID: intentID, Deliveries: delivered, Data: msg.Data(),
 		DedupID: fmt.Sprintf("%s:%d:%d", streams.StreamCallbacks, seq, delivered),
 	}, c.cfg.Now())
 	if err != nil {

@@ -144,7 +144,7 @@ func (p *Payments) apply(ctx context.Context, msg jetstream.Msg, d payment.Deliv
 	if l := dec.Letter; l != nil {
 		err := deadletter.Publish(ctx, p.js, p.cfg.Scrub.Letter(deadletter.Letter{
 			Kind: deadletter.KindIntents, Class: l.Class, Reason: l.Reason, OriginalSubject: d.Subject,
-			MerchantID: dec.Merchant, IntentID: dec.IntentID, Attempts: d.Delivered, Data: d.Data, DedupID: l.DedupID,
+			MerchantID: dec.Merchant, IntentID: dec.IntentID, Deliveries: d.Delivered, Data: d.Data, DedupID: l.DedupID,
 			Attempt: l.Attempt, NoReplay: l.NoReplay,
 		}), p.cfg.Now())
 		if err != nil {

@@ -51,14 +51,16 @@ const (
 
 // Header names of a dead letter (besides the standard Nats-Msg-Id).
 const (
-	HeaderClass    = "Payflow-Dlq-Class"
-	HeaderReason   = "Payflow-Dlq-Reason"
-	HeaderSubject  = "Payflow-Dlq-Original-Subject"
-	HeaderAttempts = "Payflow-Dlq-Attempts"
-	HeaderTime     = "Payflow-Dlq-Time"
-	HeaderKind     = "Payflow-Dlq-Kind"
-	HeaderIntentID = "Payflow-Intent-Id"
-	HeaderMerchant = "Payflow-Merchant-Id"
+	HeaderClass   = "Payflow-Dlq-Class"
+	HeaderReason  = "Payflow-Dlq-Reason"
+	HeaderSubject = "Payflow-Dlq-Original-Subject"
+	// HeaderDeliveries is how many times JetStream delivered the message
+	// before it was dead-lettered (the header keeps its first name).
+	HeaderDeliveries = "Payflow-Dlq-Attempts"
+	HeaderTime       = "Payflow-Dlq-Time"
+	HeaderKind       = "Payflow-Dlq-Kind"
+	HeaderIntentID   = "Payflow-Intent-Id"
+	HeaderMerchant   = "Payflow-Merchant-Id"
 	// HeaderReplayedFrom is set on a replayed message: the dead letter's
 	// sequence it came from.
 	HeaderReplayedFrom = "Payflow-Replayed-From"
@@ -90,7 +92,7 @@ type Letter struct {
 	OriginalSubject string
 	MerchantID      string
 	IntentID        string // may be empty (bad JSON)
-	Attempts        uint64
+	Deliveries      uint64 // JetStream deliveries of the message (HeaderDeliveries)
 	Data            []byte
 	// DedupID makes a re-sent dead letter (after a crash) a duplicate.
 	DedupID string
@@ -133,7 +135,7 @@ func (l *Letter) Msg(now time.Time) *nats.Msg {
 	m.Header.Set(HeaderClass, string(l.Class))
 	m.Header.Set(HeaderReason, reason)
 	m.Header.Set(HeaderSubject, l.OriginalSubject)
-	m.Header.Set(HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
+	m.Header.Set(HeaderDeliveries, strconv.FormatUint(l.Deliveries, 10))
 	m.Header.Set(HeaderTime, now.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(HeaderMerchant, l.MerchantID)
 	if l.IntentID != "" {
@@ -176,7 +178,7 @@ func FromHeaders(seq uint64, h nats.Header, data []byte) Letter {
 		CardRemoved: h.Get(HeaderCardRemoved), NoReplay: h.Get(HeaderNoReplay),
 	}
 	l.Attempt, _ = strconv.Atoi(h.Get(HeaderAttempt))
-	l.Attempts, _ = strconv.ParseUint(h.Get(HeaderAttempts), 10, 64)
+	l.Deliveries, _ = strconv.ParseUint(h.Get(HeaderDeliveries), 10, 64)
 	l.Time, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderTime))
 	return l
 }

@@ -113,7 +113,7 @@ func TestReplayOnlyToItsOwnSubject(t *testing.T) {
 	forge := func(kind deadletter.Kind, merchant, original, intentID string) {
 		t.Helper()
 		l := deadletter.Letter{Kind: kind, Class: deadletter.ClassConfig, Reason: "forged", OriginalSubject: original,
-			MerchantID: merchant, IntentID: intentID, Attempts: 1, Data: []byte(`{"intentId":"` + intentID + `"}`)}
+			MerchantID: merchant, IntentID: intentID, Deliveries: 1, Data: []byte(`{"intentId":"` + intentID + `"}`)}
 		if err := deadletter.Publish(ctx, js, l, time.Now()); err != nil {
 			t.Fatal(err)
 		}

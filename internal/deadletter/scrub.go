@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -149,6 +150,10 @@ type walker struct {
 	last    int // data[:last] is in out
 	removed string
 	masked  bool // a name or value was masked, or a CVV dropped
+	// leaf is the last name or value read (its input span, and w.last and
+	// len(w.out) before it was masked): a raw tail may go on with its
+	// digits.
+	leaf struct{ start, end, last, out int }
 }
 
 type frame struct {
@@ -241,7 +246,8 @@ loop:
 				good = end
 				continue
 			case !w.cardOnly:
-				if masked, changed := maskRuns(name, false); changed || hasRun(w.data[start:nameEnd]) {
+				w.markLeaf(start, nameEnd)
+				if masked, changed := maskRuns(name, false, false); changed || hasRun(w.data[start:nameEnd]) {
 					w.replace(start, nameEnd, quote(masked))
 				}
 			}
@@ -277,6 +283,7 @@ loop:
 				top.n++
 			}
 			if !w.cardOnly {
+				w.markLeaf(start, end)
 				w.maskLeaf(name, kind, tok, start, end)
 			}
 		}
@@ -285,8 +292,18 @@ loop:
 	return w.finish(good)
 }
 
+func (w *walker) markLeaf(start, end int) {
+	w.leaf.start, w.leaf.end, w.leaf.last, w.leaf.out = start, end, w.last, len(w.out)
+}
+
 // finish copies what is left up to good and masks data[good:] as raw text.
 func (w *walker) finish(good int) []byte {
+	if !w.cardOnly && good < len(w.data) && good > 0 && w.leaf.end == good && w.last == w.leaf.last && len(w.out) == w.leaf.out {
+		// The last name or value read, left as it was, may be the start of
+		// a number the tail goes on with ("4111" then " 1111 1111 1111",
+		// "4111111" then "\u00201111..."): judge it with the tail.
+		good = w.leaf.start
+	}
 	w.copyTo(good)
 	if good < len(w.data) {
 		tail := w.data[good:]
@@ -296,9 +313,10 @@ func (w *walker) finish(good int) []byte {
 			masked := maskRaw(tail, w.display)
 			w.masked = w.masked || !bytes.Equal(masked, tail)
 			w.out = append(w.out, masked...)
-			// A run can straddle the last token read and the tail
-			// ("0" then "000000 00000"): mask the whole text once more.
-			if out := maskDigitText(w.out); !bytes.Equal(out, w.out) {
+			// A run can straddle what was read and the tail (a masked
+			// value, "****1111", then " 1111111"): mask the whole text once
+			// more, counting masked digits as digits.
+			if out := maskDigitTextStars(w.out); !bytes.Equal(out, w.out) {
 				w.out, w.masked = out, true
 			}
 		}
@@ -323,7 +341,7 @@ func (w *walker) maskLeaf(name string, kind jsontext.Kind, tok jsontext.Token, s
 			return
 		}
 	}
-	if masked, changed := maskRuns(s, false); changed || hasRun(w.data[start:end]) {
+	if masked, changed := maskRuns(s, false, false); changed || hasRun(w.data[start:end]) {
 		w.replace(start, end, quote(masked))
 	}
 }
@@ -331,9 +349,9 @@ func (w *walker) maskLeaf(name string, kind jsontext.Kind, tok jsontext.Token, s
 // hasRun: raw text that reads as a run of digits (escapes spelled out, as
 // a person reads the stored text: "\u003000000000" shows 12 digits).
 func hasRun(raw []byte) bool {
-	_, changed := maskRuns(string(raw), true)
+	_, changed := maskRuns(string(raw), true, false)
 	if !changed {
-		_, changed = maskRuns(string(raw), false)
+		_, changed = maskRuns(string(raw), false, false)
 	}
 	return changed
 }
@@ -425,11 +443,11 @@ const MinRun = 12
 // ("4111 1111 1111 1111"); with escapes (raw JSON text), a JSON escape of a
 // digit (\u0034) counts as a digit and one of a separator (\u0020, \/, \t)
 // as a separator.
-func maskRuns(s string, escapes bool) (string, bool) {
+func maskRuns(s string, escapes, stars bool) (string, bool) {
 	var b strings.Builder
 	changed := false
 	for i := 0; i < len(s); {
-		d, n := digitAt(s, i, escapes)
+		d, n := digitAt(s, i, escapes, stars)
 		if n == 0 {
 			b.WriteByte(s[i])
 			i++
@@ -439,14 +457,14 @@ func maskRuns(s string, escapes bool) (string, bool) {
 		j := i + n
 		end := j
 		for j < len(s) {
-			if d, n := digitAt(s, j, escapes); n > 0 {
+			if d, n := digitAt(s, j, escapes, stars); n > 0 {
 				digits = append(digits, d)
 				j += n
 				end = j
 				continue
 			}
 			if n := separatorAt(s, j, escapes); n > 0 {
-				if _, m := digitAt(s, j+n, escapes); m > 0 {
+				if _, m := digitAt(s, j+n, escapes, stars); m > 0 {
 					j += n
 					continue
 				}
@@ -467,19 +485,30 @@ func maskRuns(s string, escapes bool) (string, bool) {
 
 // separatorAt returns the length in bytes of the separator between two
 // groups of digits that starts at s[i], or 0: redact.SeparatorRun's, and
-// with escapes, one whose up to redact.MaxSeparatorRunes characters may be
-// written as JSON escapes ("4111\u00201111", "4111\/1111", "4111 \u002d 1111").
+// with escapes (the text read as its JSON escapes decode), one whose
+// characters may be written as JSON escapes ("4111\u00201111",
+// "4111\/1111", "4111 \u002d 1111").
 func separatorAt(s string, i int, escapes bool) int {
 	if !escapes {
 		return redact.SeparatorRun(s, i)
 	}
 	k := i
-	for n := 0; n < redact.MaxSeparatorRunes && k < len(s); n++ {
+	visible, invisible := 0, 0
+	for k < len(s) {
 		r, size := escapedRune(s, k)
 		if size == 0 {
 			r, size = utf8.DecodeRuneInString(s[k:])
 		}
-		if redact.SeparatorRun(string(r), 0) == 0 {
+		ok, inv := redact.Separator(r)
+		if !ok {
+			break
+		}
+		if inv {
+			invisible++
+		} else {
+			visible++
+		}
+		if visible > redact.MaxSeparatorRunes || invisible > redact.MaxInvisibleRunes {
 			break
 		}
 		k += size
@@ -487,8 +516,8 @@ func separatorAt(s string, i int, escapes bool) int {
 	return k - i
 }
 
-// escapedRune decodes the JSON escape at s[i] (\uXXXX, also spelled \U as
-// digitAt accepts it, or \t, \n, \r, \f, \b, \/, \", \\): the rune and the
+// escapedRune decodes the JSON escape at s[i] (\uXXXX, also spelled \U, a
+// surrogate pair of two such, or \t, \n, \r, \f, \b, \/, \", \\): the rune and the
 // escape's length, or 0 when s[i] starts none.
 func escapedRune(s string, i int) (rune, int) {
 	if i+1 >= len(s) || s[i] != '\\' {
@@ -503,7 +532,18 @@ func escapedRune(s string, i int) (rune, int) {
 		if err != nil {
 			return 0, 0
 		}
-		return rune(v), 6
+		r := rune(v)
+		if utf16.IsSurrogate(r) && i+12 <= len(s) && s[i+6] == '\\' && (s[i+7] == 'u' || s[i+7] == 'U') {
+			if v2, err := strconv.ParseUint(s[i+8:i+12], 16, 32); err == nil {
+				if d := utf16.DecodeRune(r, rune(v2)); d != utf8.RuneError {
+					return d, 12
+				}
+			}
+		}
+		if utf16.IsSurrogate(r) {
+			return utf8.RuneError, 6 // a lone surrogate decodes to U+FFFD
+		}
+		return r, 6
 	case 't':
 		return '\t', 2
 	case 'n':
@@ -520,15 +560,24 @@ func escapedRune(s string, i int) (rune, int) {
 	return 0, 0
 }
 
-func digitAt(s string, i int, escapes bool) (byte, int) {
+func digitAt(s string, i int, escapes, stars bool) (byte, int) {
 	if i >= len(s) {
 		return 0, 0
+	}
+	if stars && s[i] == '*' {
+		return '*', 1 // a digit masked already
 	}
 	if c := s[i]; c >= '0' && c <= '9' {
 		return c, 1
 	}
-	if escapes && i+6 <= len(s) && s[i] == '\\' && (s[i+1] == 'u' || s[i+1] == 'U') && s[i+2:i+5] == "003" && s[i+5] >= '0' && s[i+5] <= '9' {
-		return s[i+5], 6
+	if escapes {
+		// A JSON escape of a digit of any script (\u0034, \uff14, or a
+		// surrogate pair for one beyond the BMP).
+		if r, n := escapedRune(s, i); n > 0 {
+			if d, ok := redact.Digit(r); ok {
+				return d, n
+			}
+		}
 	}
 	if s[i] >= utf8.RuneSelf {
 		// A digit of another script (fullwidth, Arabic-Indic) reads as one.
@@ -540,29 +589,64 @@ func digitAt(s string, i int, escapes bool) (byte, int) {
 	return 0, 0
 }
 
-// cvvMember matches, in raw text, a member named like a CVV and its value
-// (a string, possibly cut short, or a bare token).
-var cvvMember = regexp.MustCompile(`(?i)("[^"\\]{0,40}(?:security.?code|cvv|cvc|cvn|csc)[^"\\]{0,40}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)`)
+// rawMember matches, in raw text, a member: a name (quoted with " or ',
+// escapes allowed, or a bare word), a delimiter (":", "=>" or "=": JSON,
+// Ruby's inspect, key = value) and its value (a quoted string, possibly
+// cut short, or a bare token). maskRaw drops those whose name isCVVName.
+var rawMember = regexp.MustCompile(`("(?:[^"\\]|\\.){0,100}"|'(?:[^'\\]|\\.){0,100}'|[A-Za-z_][A-Za-z0-9_.-]{0,100})(\s*(?::|=>|=)\s*)("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^,}\]\s]*)`)
 
-// maskRaw masks text that is not (or no longer) JSON: CVV members dropped
-// (display: their values shown as "***") and digit runs masked.
+// maskRaw masks text that is not (or no longer) JSON: members named like a
+// CVV dropped (display: their values shown as "***") and digit runs masked.
 func maskRaw(b []byte, display bool) []byte {
-	repl := []byte("")
-	if display {
-		repl = []byte(`${1}"***"`)
-	}
-	b = maskDigitText(cvvMember.ReplaceAll(b, repl))
-	// A CVV after a word rather than a JSON name ("cvv 737"): hide short
+	b = rawMember.ReplaceAllFunc(b, func(m []byte) []byte {
+		sub := rawMember.FindSubmatch(m)
+		if !isCVVName(rawName(string(sub[1]))) {
+			return m
+		}
+		if display {
+			return append(append(append([]byte{}, sub[1]...), sub[2]...), `"***"`...)
+		}
+		return nil
+	})
+	b = maskDigitText(b)
+	// A CVV after a word rather than a member name ("cvv 737"): hide short
 	// digit runs that follow one.
 	return cvvWord.ReplaceAll(b, []byte("${1}***"))
+}
+
+// rawName is a member name of raw text as a reader sees it: quotes
+// removed, JSON escapes decoded.
+func rawName(s string) string {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') {
+		s = s[1 : len(s)-1]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if r, n := escapedRune(s, i); n > 0 {
+			b.WriteRune(r)
+			i += n
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
 }
 
 // maskDigitText masks digit runs in raw text, reading JSON escapes of
 // digits as digits, and then their spelled-out digits too
 // ("\u003000000000" shows a reader twelve).
 func maskDigitText(b []byte) []byte {
-	s, _ := maskRuns(string(b), true)
-	s, _ = maskRuns(s, false)
+	s, _ := maskRuns(string(b), true, false)
+	s, _ = maskRuns(s, false, false)
+	return []byte(s)
+}
+
+// maskDigitTextStars is maskDigitText with '*' counted as a digit, so that
+// a masked number and digits next to it are judged as one run.
+func maskDigitTextStars(b []byte) []byte {
+	s, _ := maskRuns(string(b), true, true)
+	s, _ = maskRuns(s, false, true)
 	return []byte(s)
 }
 

@@ -161,8 +161,8 @@ func TestScrubLetterCallbacksUntouched(t *testing.T) {
 }
 
 // FuzzScrub: whatever the payload, a scrubbed one that is not a valid
-// intent holds no run of 12 or more digits (plain, spaced, dashed, escaped
-// or joined by escaped separators), nor does `dlq show` of it; and a payload that was not a valid
+// intent holds no run of 12 or more digits (plain, spaced, dashed or
+// escaped; read as written or with its escapes decoded), nor does `dlq show` of it; and a payload that was not a valid
 // intent is either kept byte for byte or marked not replayable.
 func FuzzScrub(f *testing.F) {
 	for _, s := range []string{validIntent, `{"card":{"number":"4111111111111111","securityCode":"737"`, `"\u0034111111111111111"`,
@@ -170,7 +170,10 @@ func FuzzScrub(f *testing.F) {
 		`{"card":{"number":"4111\u00201111\/1111\t1111`} {
 		f.Add([]byte(s))
 	}
-	runs := regexp.MustCompile(`(?:\d|\\u003\d)(?:(?:[ -]|\\u00(?:20|2[dD])|\\/|\\t)?(?:\d|\\u003\d)){11}`)
+	// Two readings of the text: as written (an escape's hex digits are
+	// digits), and with its JSON escapes decoded (reviewEscDecode).
+	runs := regexp.MustCompile(`(?:\d|\\u003\d)(?:[ -]?(?:\d|\\u003\d)){11}`)
+	decodedRuns := regexp.MustCompile(`\d(?:[ \t/-]?\d){11}`)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		now := time.Now()
 		out, removed := deadletter.NewScrubber(nil).Payload(data)
@@ -184,9 +187,15 @@ func FuzzScrub(f *testing.F) {
 		if m := runs.Find(out); m != nil {
 			t.Fatalf("digit run %q kept in %q (from %q)", m, out, data)
 		}
+		if m := decodedRuns.FindString(reviewEscDecode(string(out))); m != "" {
+			t.Fatalf("digit run %q kept in %q, escapes decoded (from %q)", m, out, data)
+		}
 		masked := deadletter.MaskedPayload(data)
 		if m := runs.FindString(masked); m != "" {
 			t.Fatalf("dlq show shows digit run %q of %q", m, data)
+		}
+		if m := decodedRuns.FindString(reviewEscDecode(masked)); m != "" {
+			t.Fatalf("dlq show shows digit run %q of %q, escapes decoded", m, data)
 		}
 	})
 }

@@ -220,35 +220,64 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // two groups of a card number, in characters (" - " is three).
 const MaxSeparatorRunes = 3
 
-// SeparatorRun returns the length in bytes of the separator that starts at
-// s[i], or 0: one to MaxSeparatorRunes characters, each a space (a
-// non-breaking space too), punctuation (an en dash, '/', ':', '_') or a
-// symbol ('+'), but not '#' (what masking writes, so that masking twice
-// changes nothing) and not a letter or a digit. This is what people and
-// systems put between a card number's groups: "4111 1111", "4111-1111",
-// "4111 - 1111", "4111\u00a01111", "4111/1111", "4111+1111".
-// separatorRune: a space, punctuation, a symbol, an invisible format
-// character (soft hyphen, zero-width space, word joiner) or a byte that is
-// not UTF-8, but not '#' (what masking writes), ',' or ';' (which separate
-// the items of a list: "Invoices 1004, 1005, 1006, 1007" is no card).
-func separatorRune(r rune) bool {
-	switch r {
-	case '#', ',', ';':
-		return false
-	}
-	return r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.Is(unicode.Cf, r)
-}
+// MaxInvisibleRunes caps the invisible characters a separator may hold
+// besides its MaxSeparatorRunes visible ones: format characters (soft
+// hyphen, zero-width space, word joiner), controls that are not spaces
+// (NUL, backspace) and combining marks (a variation selector, the keycap
+// mark, a grapheme joiner). A reader does not see them, so they do not
+// count towards MaxSeparatorRunes; "4\ufe0f1\ufe0f1\ufe0f1..." reads as
+// 4111.
+const MaxInvisibleRunes = 16
 
+// SeparatorRun returns the length in bytes of the separator that starts at
+// s[i], or 0: one to MaxSeparatorRunes visible characters (Separator), and
+// up to MaxInvisibleRunes invisible ones, in any order. This is what people
+// and systems put between a card number's groups: "4111 1111", "4111-1111",
+// "4111 - 1111", "4111\u00a01111", "4111/1111", "4111+1111".
 func SeparatorRun(s string, i int) int {
 	k := i
-	for n := 0; n < MaxSeparatorRunes && k < len(s); n++ {
+	visible, invisible := 0, 0
+	for k < len(s) {
 		r, size := utf8.DecodeRuneInString(s[k:])
-		if !separatorRune(r) {
-			break
+		ok, inv := Separator(r)
+		switch {
+		case !ok:
+			return k - i
+		case inv:
+			invisible++
+			if invisible > MaxInvisibleRunes {
+				return k - i
+			}
+		default:
+			visible++
+			if visible > MaxSeparatorRunes {
+				return k - i
+			}
 		}
 		k += size
 	}
 	return k - i
+}
+
+// Separator reports whether r may stand between two groups of a card
+// number, and whether it is invisible (see MaxInvisibleRunes). Visible
+// ones: a space (a non-breaking space too), punctuation (an en dash, '/',
+// ':', '_'), a symbol ('+') or a byte that is not UTF-8; but not '#' (what
+// masking writes, so that masking twice changes nothing), ',' or ';'
+// (which separate the items of a list: "Invoices 1004, 1005, 1006, 1007"
+// is no card), nor a letter or a digit.
+func Separator(r rune) (ok, invisible bool) {
+	switch r {
+	case '#', ',', ';':
+		return false, false
+	}
+	switch {
+	case r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r):
+		return true, false
+	case unicode.In(r, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me):
+		return true, true
+	}
+	return false, false
 }
 
 // Untrusted masks an outside value (a message id, a subject) before it is

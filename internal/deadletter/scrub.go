@@ -341,7 +341,14 @@ func (w *walker) maskLeaf(name string, kind jsontext.Kind, tok jsontext.Token, s
 			return
 		}
 	}
-	if masked, changed := maskRuns(s, false, false); changed || hasRun(w.data[start:end]) {
+	masked, changed := maskRuns(s, false, false)
+	if kind == '"' && strings.ContainsAny(masked, ":=") {
+		// A string may carry JSON, or key = value text, of its own.
+		if m := maskMembers([]byte(masked), w.display, maxEmbedded); !bytes.Equal(m, []byte(masked)) {
+			masked, changed = string(m), true
+		}
+	}
+	if changed || hasRun(w.data[start:end]) {
 		w.replace(start, end, quote(masked))
 	}
 }
@@ -493,23 +500,25 @@ func separatorAt(s string, i int, escapes bool) int {
 		return redact.SeparatorRun(s, i)
 	}
 	k := i
-	visible, invisible := 0, 0
+	var visible, spaces int
 	for k < len(s) {
 		r, size := escapedRune(s, k)
 		if size == 0 {
 			r, size = utf8.DecodeRuneInString(s[k:])
 		}
-		ok, inv := redact.Separator(r)
-		if !ok {
-			break
-		}
-		if inv {
-			invisible++
-		} else {
-			visible++
-		}
-		if visible > redact.MaxSeparatorRunes || invisible > redact.MaxInvisibleRunes {
-			break
+		ok, invisible := redact.Separator(r)
+		switch {
+		case !ok:
+			return k - i
+		case invisible:
+		case unicode.IsSpace(r):
+			if spaces++; spaces > redact.MaxSeparatorSpaces {
+				return k - i
+			}
+		default:
+			if visible++; visible > redact.MaxSeparatorRunes {
+				return k - i
+			}
 		}
 		k += size
 	}
@@ -591,27 +600,89 @@ func digitAt(s string, i int, escapes, stars bool) (byte, int) {
 
 // rawMember matches, in raw text, a member: a name (quoted with " or ',
 // escapes allowed, or a bare word), a delimiter (":", "=>" or "=": JSON,
-// Ruby's inspect, key = value) and its value (a quoted string, possibly
-// cut short, or a bare token). maskRaw drops those whose name isCVVName.
-var rawMember = regexp.MustCompile(`("(?:[^"\\]|\\.){0,100}"|'(?:[^'\\]|\\.){0,100}'|[A-Za-z_][A-Za-z0-9_.-]{0,100})(\s*(?::|=>|=)\s*)("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^,}\]\s]*)`)
+// Ruby's inspect, key = value) and the start of its value: a quoted string
+// (possibly cut short), an opening bracket (an object or array value, which
+// maskMembers follows to its end) or a bare token.
+var rawMember = regexp.MustCompile(`("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_.-]*)(\s*(?::|=>|=)\s*)("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[{\[]|[^,}\]\s]*)`)
 
-// maskRaw masks text that is not (or no longer) JSON: members named like a
-// CVV dropped (display: their values shown as "***") and digit runs masked.
+// maxEmbedded bounds how deep maskMembers looks into JSON carried in a
+// string ("{\"body\": \"{\\\"cvv\\\": ...").
+const maxEmbedded = 3
+
+// maskRaw masks text that is not (or no longer) JSON: digit runs masked,
+// then members named like a CVV dropped (display: their values shown as
+// "***"), in this order so that a CVV member whose value runs on into a
+// card number does not leave the rest of the number.
 func maskRaw(b []byte, display bool) []byte {
-	b = rawMember.ReplaceAllFunc(b, func(m []byte) []byte {
-		sub := rawMember.FindSubmatch(m)
-		if !isCVVName(rawName(string(sub[1]))) {
-			return m
-		}
-		if display {
-			return append(append(append([]byte{}, sub[1]...), sub[2]...), `"***"`...)
-		}
-		return nil
-	})
-	b = maskDigitText(b)
+	b = maskMembers(maskDigitText(b), display, maxEmbedded)
 	// A CVV after a word rather than a member name ("cvv 737"): hide short
 	// digit runs that follow one.
 	return cvvWord.ReplaceAll(b, []byte("${1}***"))
+}
+
+// maskMembers drops the members of b named like a CVV (isCVVName), values
+// that are objects or arrays included (display: the value is shown as
+// "***"), and looks into quoted strings that carry JSON themselves (an
+// escaped quote in them), depth levels down.
+func maskMembers(b []byte, display bool, depth int) []byte {
+	var out []byte
+	last := 0
+	for _, m := range rawMember.FindAllSubmatchIndex(b, -1) {
+		if m[0] < last {
+			continue // inside a value already dropped
+		}
+		name, value := b[m[2]:m[3]], b[m[6]:m[7]]
+		if !isCVVName(rawName(string(name))) {
+			if depth > 0 && len(value) > 1 && value[0] == '"' && bytes.Contains(value, []byte(`\"`)) {
+				inner := rawName(string(value))
+				if masked := maskMembers([]byte(inner), display, depth-1); !bytes.Equal(masked, []byte(inner)) {
+					out = append(out, b[last:m[6]]...)
+					out = append(out, quote(string(masked))...)
+					last = m[7]
+				}
+			}
+			continue
+		}
+		end := m[7]
+		if len(value) == 1 && (value[0] == '{' || value[0] == '[') {
+			end = m[6] + closingBracket(b[m[6]:])
+		}
+		out = append(out, b[last:m[0]]...)
+		if display {
+			out = append(out, b[m[2]:m[5]]...)
+			out = append(out, `"***"`...)
+		}
+		last = end
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
+
+// closingBracket returns the length of the object or array that b starts
+// with, up to its closing bracket (quoted strings skipped), or len(b) when
+// it is cut short.
+func closingBracket(b []byte) int {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return len(b)
 }
 
 // rawName is a member name of raw text as a reader sees it: quotes
@@ -654,15 +725,19 @@ var cvvWord = regexp.MustCompile(`(?i)((?:security.?code|cvv2?|cvc2?|cvn|csc)\W{
 
 // isCVVName: a member name that holds a card security code, whatever its
 // case or spelling (securityCode, SECURITY_CODE, ſecurityCode, cvv, CVV2,
-// cvc, cvn, csc, cid).
+// cvc, cvn, card_verification_value, cardCode; csc, cid, cvd, cav2 and cv2
+// at the end: card_csc, cardCid).
 func isCVVName(name string) bool {
 	f := fold(name)
-	if strings.Contains(f, "securitycode") || strings.Contains(f, "cvv") || strings.Contains(f, "cvc") || strings.Contains(f, "cvn") {
-		return true
+	for _, part := range []string{"securitycode", "cvv", "cvc", "cvn", "verificationvalue", "verificationcode", "cardcode"} {
+		if strings.Contains(f, part) {
+			return true
+		}
 	}
-	switch f {
-	case "csc", "cid", "cvd", "cav2":
-		return true
+	for _, end := range []string{"csc", "cid", "cvd", "cav2", "cv2"} {
+		if strings.HasSuffix(f, end) {
+			return true
+		}
 	}
 	return false
 }

@@ -63,8 +63,8 @@ func wide(s string, mask func(string) string) string {
 	from := make([]int, 0, len(s)) // where in s each byte of norm starts its rune
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r > utf8.RuneSelf && unicode.IsDigit(r) {
-			norm = append(norm, byte('0'+digitValue(r)))
+		if d, ok := Digit(r); ok && r > utf8.RuneSelf {
+			norm = append(norm, d)
 			from = append(from, i)
 		} else {
 			for k := 0; k < size; k++ {
@@ -91,7 +91,7 @@ func hasWideDigit(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			for _, r := range s[i:] {
-				if r > utf8.RuneSelf && unicode.IsDigit(r) {
+				if _, ok := Digit(r); ok && r > utf8.RuneSelf {
 					return true
 				}
 			}
@@ -102,15 +102,40 @@ func hasWideDigit(s string) bool {
 }
 
 // Digit returns the ASCII digit of a decimal digit of any script
-// ('４' and '٤' are '4'); ok is false for anything else.
+// ('４' and '٤' are '4'), or of another form people read as one
+// (digitForms: '⁴', '④', '❹'); ok is false for anything else.
 func Digit(r rune) (d byte, ok bool) {
-	if !unicode.IsDigit(r) {
+	if unicode.IsDigit(r) {
+		if r < utf8.RuneSelf {
+			return byte(r), true
+		}
+		return byte('0' + digitValue(r)), true
+	}
+	if r < 0xb2 {
 		return 0, false
 	}
-	if r < utf8.RuneSelf {
-		return byte(r), true
+	for _, f := range digitForms {
+		if r >= f.lo && r <= f.hi {
+			return f.first + byte(r-f.lo), true
+		}
 	}
-	return byte('0' + digitValue(r)), true
+	return 0, false
+}
+
+// digitForms are runs of digit forms that Unicode files as other numbers
+// (No), not as decimal digits: superscripts, subscripts, circled,
+// parenthesized and dingbat digits. Each run holds consecutive digits from
+// first.
+var digitForms = []struct {
+	lo, hi rune
+	first  byte
+}{
+	{0x00b2, 0x00b3, '2'}, {0x00b9, 0x00b9, '1'}, {0x2070, 0x2070, '0'}, {0x2074, 0x2079, '4'}, // superscripts
+	{0x2080, 0x2089, '0'},                                                                      // subscripts
+	{0x2460, 0x2468, '1'}, {0x24ea, 0x24ea, '0'}, {0x24f5, 0x24fd, '1'}, {0x24ff, 0x24ff, '0'}, // circled
+	{0x2474, 0x247c, '1'}, {0x2488, 0x2490, '1'}, // parenthesized, with a full stop
+	{0x2776, 0x277e, '1'}, {0x2780, 0x2788, '1'}, {0x278a, 0x2792, '1'}, // dingbats
+	{0x1f100, 0x1f100, '0'}, {0x1f101, 0x1f10a, '0'}, // with a full stop or comma
 }
 
 // digitValue is the value of a decimal digit rune: Unicode lays every
@@ -220,37 +245,33 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // two groups of a card number, in characters (" - " is three).
 const MaxSeparatorRunes = 3
 
-// MaxInvisibleRunes caps the invisible characters a separator may hold
-// besides its MaxSeparatorRunes visible ones: format characters (soft
-// hyphen, zero-width space, word joiner), controls that are not spaces
-// (NUL, backspace) and combining marks (a variation selector, the keycap
-// mark, a grapheme joiner). A reader does not see them, so they do not
-// count towards MaxSeparatorRunes; "4\ufe0f1\ufe0f1\ufe0f1..." reads as
-// 4111.
-const MaxInvisibleRunes = 16
+// MaxSeparatorSpaces is how many spaces a separator may hold besides its
+// MaxSeparatorRunes other visible characters: numbers aligned in columns
+// ("4111    1111").
+const MaxSeparatorSpaces = 8
 
 // SeparatorRun returns the length in bytes of the separator that starts at
-// s[i], or 0: one to MaxSeparatorRunes visible characters (Separator), and
-// up to MaxInvisibleRunes invisible ones, in any order. This is what people
-// and systems put between a card number's groups: "4111 1111", "4111-1111",
-// "4111 - 1111", "4111\u00a01111", "4111/1111", "4111+1111".
+// s[i], or 0: up to MaxSeparatorRunes visible characters other than spaces,
+// up to MaxSeparatorSpaces spaces, and any number of invisible ones
+// (Separator), in any order. This is what people and systems put between a
+// card number's groups: "4111 1111", "4111-1111", "4111 - 1111",
+// "4111\u00a01111", "4111/1111", "4111+1111", "4111\u200b1111".
 func SeparatorRun(s string, i int) int {
 	k := i
-	visible, invisible := 0, 0
+	var visible, spaces int
 	for k < len(s) {
 		r, size := utf8.DecodeRuneInString(s[k:])
-		ok, inv := Separator(r)
+		ok, invisible := Separator(r)
 		switch {
 		case !ok:
 			return k - i
-		case inv:
-			invisible++
-			if invisible > MaxInvisibleRunes {
+		case invisible:
+		case unicode.IsSpace(r):
+			if spaces++; spaces > MaxSeparatorSpaces {
 				return k - i
 			}
 		default:
-			visible++
-			if visible > MaxSeparatorRunes {
+			if visible++; visible > MaxSeparatorRunes {
 				return k - i
 			}
 		}
@@ -260,12 +281,16 @@ func SeparatorRun(s string, i int) int {
 }
 
 // Separator reports whether r may stand between two groups of a card
-// number, and whether it is invisible (see MaxInvisibleRunes). Visible
-// ones: a space (a non-breaking space too), punctuation (an en dash, '/',
-// ':', '_'), a symbol ('+') or a byte that is not UTF-8; but not '#' (what
-// masking writes, so that masking twice changes nothing), ',' or ';'
-// (which separate the items of a list: "Invoices 1004, 1005, 1006, 1007"
-// is no card), nor a letter or a digit.
+// number, and whether a reader sees it. Visible ones: a space (a
+// non-breaking space too), punctuation (an en dash, '/', ':', '_'), a
+// symbol ('+') or a byte that is not UTF-8; but not '#' (what masking
+// writes, so that masking twice changes nothing), ',' or ';' (which
+// separate the items of a list: "Invoices 1004, 1005, 1006, 1007" is no
+// card), nor a letter or a digit. Invisible ones: format characters (soft
+// hyphen, zero-width space, word joiner), controls that are not spaces
+// (NUL, backspace), combining marks (a variation selector, the keycap mark)
+// and the other default-ignorable code points (Hangul fillers, unassigned
+// ones such as U+2065).
 func Separator(r rune) (ok, invisible bool) {
 	switch r {
 	case '#', ',', ';':
@@ -274,7 +299,7 @@ func Separator(r rune) (ok, invisible bool) {
 	switch {
 	case r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r):
 		return true, false
-	case unicode.In(r, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me):
+	case unicode.In(r, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me, unicode.Other_Default_Ignorable_Code_Point):
 		return true, true
 	}
 	return false, false

@@ -209,3 +209,82 @@ func TestEvictionSparesUsableCredentials(t *testing.T) {
 		}
 	}
 }
+
+// calls is how many tokens the fetcher has handed out.
+func (f *clockFetcher) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// waitForGeneration gets the merchant's credentials until their generation
+// reaches gen, for at most 5 s of real time (the refresh ahead runs in the
+// background); the fake clock does not move.
+func waitForGeneration(t *testing.T, c *tokencache.Cache, merchant string, gen int64) *tokencache.Credentials {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cr, err := c.Get(context.Background(), "costco", merchant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr.Generation >= gen {
+			return cr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still generation %d after 5 s, want %d: no refresh ahead of expiry", merchant, cr.Generation, gen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRefreshAheadInTheWindow: a Get inside the refresh window returns the
+// valid credentials at once and starts one refresh in the background, so
+// that the next generation is there before the current one expires (the
+// clock stands still, 200 s before expiry). (Kills cache.go:609:20
+// CONDITIONALS_NEGATION, which inverts the once-per-Recheck check so that
+// no refresh ahead ever starts, and 618:10 CONDITIONALS_NEGATION, which
+// gives up whenever the store read succeeds.)
+func TestRefreshAheadInTheWindow(t *testing.T) {
+	const lifetime = 1000 * time.Second
+	c, f, t0 := fakeClockCache(t, lifetime, tokencache.Options{RefreshAhead: 0.25, RefreshJitter: -1})
+	first, err := c.Get(context.Background(), "costco", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.set(t0.Add(800 * time.Second)) // the refresh point is at 750 s
+	cr, err := c.Get(context.Background(), "costco", "m1")
+	if err != nil || cr.Generation != first.Generation {
+		t.Fatalf("in the window: %+v, %v; want the valid generation %d at once", cr, err, first.Generation)
+	}
+	next := waitForGeneration(t, c, "m1", first.Generation+1)
+	if next.Generation != first.Generation+1 || f.callCount() != 2 {
+		t.Fatalf("after the refresh ahead: generation %d, %d token requests; want %d and 2", next.Generation, f.callCount(), first.Generation+1)
+	}
+}
+
+// TestRefreshAheadAfterTheStoreLostTheEntry: a pod holds valid credentials
+// that the shared store no longer has (a Redis failover or flush lost the
+// key). Inside the refresh window the pod still refreshes ahead of expiry,
+// and serves the new generation. (Kills cache.go:633:13
+// CONDITIONALS_NEGATION, which reads the generation of the missing stored
+// entry: a nil dereference in the background goroutine, which ends the
+// process.)
+func TestRefreshAheadAfterTheStoreLostTheEntry(t *testing.T) {
+	const lifetime = 1000 * time.Second
+	certPEM, keyPEM := selfSigned(t)
+	t0 := time.Unix(1_700_000_000, 0)
+	f := &clockFetcher{now: t0, lifetime: lifetime, cert: certPEM, key: keyPEM}
+	store := tokencache.NewMemoryStore()
+	c := tokencache.New(refusingFetcher{f}, store, tokencache.Options{RefreshAhead: 0.25, RefreshJitter: -1, Now: f.Now})
+	first, err := c.Get(context.Background(), "costco", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Lose("costco", "m1")
+	f.set(t0.Add(800 * time.Second))
+	next := waitForGeneration(t, c, "m1", first.Generation+1)
+	if f.callCount() != 2 || next.Generation != first.Generation+1 {
+		t.Fatalf("generation %d after %d token requests; want %d after 2", next.Generation, f.callCount(), first.Generation+1)
+	}
+}

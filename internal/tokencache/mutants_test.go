@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,4 +288,41 @@ func TestRefreshAheadAfterTheStoreLostTheEntry(t *testing.T) {
 	if f.callCount() != 2 || next.Generation != first.Generation+1 {
 		t.Fatalf("generation %d after %d token requests; want %d after 2", next.Generation, f.callCount(), first.Generation+1)
 	}
+}
+
+// TestAnotherPodsRefusalIsHonoured: a refusal by TTC that one pod
+// remembers in the shared store stops another pod from asking TTC again
+// for that merchant while it lasts (here both pods share a memory store).
+// (Kills memory.go:120:47 CONDITIONALS_NEGATION: the memory store handed
+// out only refusals that had expired.)
+func TestAnotherPodsRefusalIsHonoured(t *testing.T) {
+	certPEM, keyPEM := selfSigned(t)
+	f := &clockFetcher{now: time.Unix(1_700_000_000, 0), lifetime: time.Hour, cert: certPEM, key: keyPEM}
+	counting := &countingFetcher{Fetcher: refusingFetcher{f}}
+	store := tokencache.NewMemoryStore()
+	o := tokencache.Options{Now: f.Now, NegativeTTL: time.Minute}
+	podA := tokencache.New(counting, store, o)
+	podB := tokencache.New(counting, store, o)
+	if _, err := podA.Get(context.Background(), "costco", "unknown-1"); ttc.KindOf(err) != ttc.KindNoRefreshToken {
+		t.Fatalf("pod A: %v, want TTC's 404", err)
+	}
+	_, err := podB.Get(context.Background(), "costco", "unknown-1")
+	if ttc.KindOf(err) != ttc.KindNoRefreshToken || counting.n.Load() != 1 {
+		t.Fatalf("pod B: %v after %d token requests; want the remembered 404 and 1 request", err, counting.n.Load())
+	}
+	if s := podB.Stats(); s.NegativeHits != 1 {
+		t.Fatalf("pod B's negative hits %d, want 1", s.NegativeHits)
+	}
+}
+
+// countingFetcher counts the token requests that reach TTC, refused ones
+// included.
+type countingFetcher struct {
+	tokencache.Fetcher
+	n atomic.Int64
+}
+
+func (f *countingFetcher) Token(ctx context.Context, integrator, merchantID string) (*ttc.Token, error) {
+	f.n.Add(1)
+	return f.Fetcher.Token(ctx, integrator, merchantID)
 }

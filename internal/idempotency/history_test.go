@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,10 @@ func TestInspectNamesEveryField(t *testing.T) {
 		l.Reversed != 10000 || l.Refunded != 5000 || !l.Voided || len(l.Reservations) != 2 || l.Reservations["cap-1"] != 40000 || l.Reservations["ref-1"] != 5000 {
 		t.Fatalf("ledger %+v", l)
 	}
+	put("nolease", map[string]any{"s": "charging", "a": "1"})
+	if r, _ := s.Inspect(ctx, "nolease"); r == nil || !r.LeaseEnd.IsZero() || !r.UnknownFrom.IsZero() {
+		t.Fatalf("a record without lease or unknown times: %+v", r)
+	}
 	put("charging", map[string]any{"s": "charging", "a": "1", "l": lease.UnixMilli()})
 	if r, _ := s.Inspect(ctx, "charging"); r == nil || !r.LeaseEnd.Equal(lease) || !r.UnknownFrom.IsZero() || r.Letter != nil || r.Ledger != nil || r.Reverse != nil {
 		t.Fatalf("charging record %+v", r)
@@ -160,7 +165,7 @@ func TestScanStates(t *testing.T) {
 			w.LeaseEnd = time.UnixMilli(1_800_000_000_000 + int64(i))
 		}
 		p.HSet(ctx, idempotency.Key(id), f)
-		if st == "unknown" || st == "resolving" {
+		if st == "unknown" || st == "resolving" || st == "idle" {
 			want[id] = w
 		}
 	}
@@ -168,7 +173,7 @@ func TestScanStates(t *testing.T) {
 	if _, err := p.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, cut, err := s.ScanStates(ctx, 1_000_000, "unknown", "resolving")
+	got, cut, err := s.ScanStates(ctx, 1_000_000, "unknown", "resolving", "idle")
 	if err != nil || cut {
 		t.Fatalf("scan: cut %v, %v", cut, err)
 	}
@@ -180,8 +185,35 @@ func TestScanStates(t *testing.T) {
 			t.Fatalf("found %+v, want %+v", w, want[w.IntentID])
 		}
 	}
-	got, cut, err = s.ScanStates(ctx, 100, "unknown", "resolving")
+	got, cut, err = s.ScanStates(ctx, 100, "unknown", "resolving", "idle")
 	if err != nil || !cut || len(got) == 0 || len(got) >= len(want) {
 		t.Fatalf("a scan limited to 100 keys: %d found, cut %v, %v", len(got), cut, err)
+	}
+	// A limit of exactly the first SCAN batch stops after that batch.
+	batch := func() []string {
+		keys, _, err := rdb.Scan(ctx, 0, "payflow:intent:{*}", 1000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	first := batch()
+	for range 50 { // wait out an incremental rehash, which could change the batch
+		time.Sleep(20 * time.Millisecond)
+		if again := batch(); len(again) == len(first) {
+			break
+		} else {
+			first = again
+		}
+	}
+	inFirst := 0
+	for _, k := range first {
+		if _, ok := want[strings.TrimSuffix(strings.TrimPrefix(k, "payflow:intent:{"), "}")]; ok {
+			inFirst++
+		}
+	}
+	got, cut, err = s.ScanStates(ctx, len(first), "unknown", "resolving", "idle")
+	if err != nil || !cut || len(got) != inFirst {
+		t.Fatalf("a scan limited to the first batch (%d keys, %d wanted): %d found, cut %v, %v", len(first), inFirst, len(got), cut, err)
 	}
 }

@@ -20,27 +20,9 @@ import (
 // nak, so its message waits the whole AckWait, and every message handled
 // without one is nak'ed.)
 func TestHandlerPanicIsRedelivered(t *testing.T) {
-	n := harness.StartNATS(t)
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "P", Subjects: []string{"p.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, "P", jetstream.ConsumerConfig{
-		Durable: "p", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute, MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := pullConsumer(t, ctx, "P", "p", time.Minute)
 	var fine atomic.Int32
 	second := make(chan uint64, 1)
 	runCtx, stop := context.WithCancel(ctx)
@@ -90,4 +72,31 @@ func TestHandlerPanicIsRedelivered(t *testing.T) {
 	if fine.Load() != 1 || info.NumAckPending != 0 || info.NumRedelivered != 0 {
 		t.Fatalf("fine handled %d times, %d ack pending, %d redelivered; want 1, 0, 0", fine.Load(), info.NumAckPending, info.NumRedelivered)
 	}
+}
+
+// pullConsumer starts a fresh JetStream with a stream name on subjects
+// "<prefix>.>" and a durable explicit-ack pull consumer on it, with
+// ackWait and no delivery limit.
+func pullConsumer(t *testing.T, ctx context.Context, name, prefix string, ackWait time.Duration) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	n := harness.StartNATS(t)
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, name, jetstream.ConsumerConfig{
+		Durable: prefix, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
 }

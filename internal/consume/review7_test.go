@@ -5,11 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/ttcpay/payflow/internal/harness"
 )
 
 // TestBusyRunnerDoesNotDropAMessage: while every slot is busy, Run does not
@@ -19,27 +16,9 @@ import (
 // server then delivers to that pull is dropped client-side (slow consumer):
 // it comes back only after AckWait, as a redelivery.
 func TestBusyRunnerDoesNotDropAMessage(t *testing.T) {
-	n := harness.StartNATS(t)
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R7", Subjects: []string{"r7.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, "R7", jetstream.ConsumerConfig{
-		Durable: "r7", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := pullConsumer(t, ctx, "R7", "r7", 5*time.Second)
 	for range 4 {
 		if _, err := js.Publish(ctx, "r7.busy", nil); err != nil {
 			t.Fatal(err)
